@@ -1,0 +1,64 @@
+# Serverless data pipeline. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON        ?= python3
+VENV          ?= .venv
+BIN           := $(VENV)/bin
+CHECKOV_VENV  ?= .venv-checkov
+# A directory laid out as a Terraform provider mirror (<host>/<namespace>/<type>/<version>/<os_arch>/...).
+# When set, `terraform init` installs providers only from it, so no registry is needed.
+TF_PLUGIN_MIRROR ?=
+export TF_PLUGIN_MIRROR
+
+# Deploy settings (see README: "Deploying to AWS").
+AWS_PROFILE     ?=
+AWS_REGION      ?= us-east-1
+TF_DIR          := terraform
+TF_INIT_FLAGS   := -input=false $(if $(TF_PLUGIN_MIRROR),-plugin-dir=$(TF_PLUGIN_MIRROR))
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+.PHONY: setup
+setup: $(BIN)/python ## create .venv and install the package with its dev tools
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+$(CHECKOV_VENV)/bin/checkov:
+	# checkov pins its own boto3, so it lives in a venv of its own.
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements/checkov.txt
+
+.PHONY: test
+test: setup $(CHECKOV_VENV)/bin/checkov ## run the whole test suite (unit, integration, terraform, e2e)
+	$(BIN)/pytest
+
+.PHONY: test-fast
+test-fast: ## unit and integration tests only (no terraform)
+	$(BIN)/pytest tests/unit tests/integration
+
+.PHONY: lint
+lint: ## ruff, mypy, terraform fmt
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	terraform fmt -check -recursive $(TF_DIR)
+
+.PHONY: fmt
+fmt: ## format Python and Terraform in place
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	terraform fmt -recursive $(TF_DIR)
+
+.PHONY: checkov
+checkov: $(CHECKOV_VENV)/bin/checkov ## static security analysis of terraform/
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact -d $(TF_DIR) --framework terraform
+
+.PHONY: bench
+bench: ## throughput and memory benchmarks (prints figures beside targets)
+	$(BIN)/python benchmarks/run.py

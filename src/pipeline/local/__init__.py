@@ -1,0 +1,1 @@
+"""The embedded target: an in-process AWS emulator, the local function runtime and the CLI."""

@@ -1,0 +1,91 @@
+"""Start and stop the embedded AWS emulator (moto's server) on 127.0.0.1, on a free port.
+
+Everything that talks to it (boto3, the Terraform AWS provider, worker processes) is pointed at it only
+through the standard ``AWS_ENDPOINT_URL`` environment variable, so no code carries endpoint plumbing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+DEFAULT_REGION = "us-east-1"
+
+# Fake credentials for the emulator. They must never reach real AWS: the endpoint always goes with them.
+EMULATOR_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - emulator-only placeholder, not a secret
+}
+
+
+@dataclass
+class Emulator:
+    """A running moto server and the environment that points AWS clients at it."""
+
+    endpoint_url: str
+    region: str = DEFAULT_REGION
+    _server: object | None = field(default=None, repr=False)
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables that aim boto3 and Terraform's AWS provider at this emulator."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            **EMULATOR_CREDENTIALS,
+            # Never read a developer's real profile or session token while pointed at the emulator.
+            "AWS_PROFILE": "",
+            "AWS_SESSION_TOKEN": "",
+        }
+
+    def stop(self) -> None:
+        server = self._server
+        if server is not None:
+            server.stop()  # type: ignore[attr-defined]
+            self._server = None
+
+
+def start(region: str = DEFAULT_REGION, port: int = 0) -> Emulator:
+    """Start moto's threaded server on 127.0.0.1 (port 0 picks a free port)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer  # dev dependency: imported only on the embedded target
+
+    # werkzeug logs every request at INFO; keep the emulator quiet unless something breaks.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    return Emulator(endpoint_url=f"http://{host}:{bound_port}", region=region, _server=server)
+
+
+@contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block (empty string unsets), then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value == "":
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+@contextmanager
+def running(region: str = DEFAULT_REGION) -> Iterator[Emulator]:
+    """Run the emulator for the duration of a block, with this process's environment pointed at it."""
+    emulator = start(region=region)
+    try:
+        with patched_environ(emulator.environment()):
+            yield emulator
+    finally:
+        emulator.stop()
