@@ -1,0 +1,76 @@
+"""Function configuration from environment variables, validated once at cold start.
+
+A missing or malformed variable fails the cold start with a message that names it, instead of a
+``KeyError`` deep inside the first invocation.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pipeline.routing import Dataset
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+class ConfigError(RuntimeError):
+    """The function's environment is missing a variable or holds a bad value."""
+
+
+def _require(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set: it must name the {what}")
+    if not pattern.match(value):
+        raise ConfigError(f"environment variable {name}={value!r} is not a valid {what} name")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ConfigError(f"environment variable {name}={raw!r} must be a whole number from 1 to {maximum}")
+    return int(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class DatalakeSettings:
+    datalake_bucket: str
+    quarantine_bucket: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DatalakeSettings:
+        env = os.environ if env is None else env
+        return cls(
+            datalake_bucket=_require(env, "PIPELINE_DATALAKE_BUCKET", _BUCKET_NAME, "data lake S3 bucket"),
+            quarantine_bucket=_require(env, "PIPELINE_QUARANTINE_BUCKET", _BUCKET_NAME, "quarantine S3 bucket"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    quarantine_bucket: str
+    tables: Mapping[str, str]  # dataset name -> DynamoDB table name
+    batch_size: int = 1000
+    write_threads: int = 4
+
+    @classmethod
+    def from_env(cls, datasets: tuple[Dataset, ...], env: Mapping[str, str] | None = None) -> DatabaseSettings:
+        env = os.environ if env is None else env
+        tables = {
+            dataset.name: _require(env, dataset.table_env, _TABLE_NAME, f"DynamoDB table for {dataset.name}")
+            for dataset in datasets
+            if dataset.table_env is not None
+        }
+        return cls(
+            quarantine_bucket=_require(env, "PIPELINE_QUARANTINE_BUCKET", _BUCKET_NAME, "quarantine S3 bucket"),
+            tables=tables,
+            batch_size=_positive_int(env, "PIPELINE_BATCH_SIZE", 1000, 100_000),
+            write_threads=_positive_int(env, "PIPELINE_WRITE_THREADS", 4, 32),
+        )

@@ -1,0 +1,119 @@
+"""Copy a landed object version into the partitioned data lake, server-side.
+
+Destination: ``dataset=<name>/ingest_date=<YYYY-MM-DD>/<file name>``, the date taken from the S3 event
+time (not the wall clock) so that a replay lands in the same partition. The copy never passes bytes
+through the function: CopyObject up to 5 GiB, multipart UploadPartCopy above (boto3's managed transfer).
+
+Idempotent: the destination carries the source version's lineage in its metadata; a replay of the version
+already there is a no-op, and an older version never overwrites a newer one (later S3 event time wins).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from pipeline.manifests import Manifest
+from pipeline.objects import ObjectRef
+from pipeline.routing import Dataset
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# CopyObject's own ceiling; above it only multipart UploadPartCopy works.
+COPY_OBJECT_LIMIT = 5 * 1024**3
+MAX_PARTS = 10_000
+MIN_PART_SIZE = 256 * 1024**2
+
+CopyStatus = Literal["copied", "unchanged", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    lake_key: str
+    status: CopyStatus
+
+
+def lake_key(dataset: Dataset, ref: ObjectRef) -> str:
+    return f"dataset={dataset.name}/ingest_date={ref.event_time.strftime('%Y-%m-%d')}/{ref.file_name}"
+
+
+def _ascii(value: str) -> str:
+    # User metadata travels as HTTP headers, which must be ASCII: percent-encode keys with unicode.
+    return quote(value, safe="/:|@=+ ")
+
+
+def lineage_metadata(ref: ObjectRef) -> dict[str, str]:
+    return {
+        "source-bucket": ref.bucket,
+        "source-key": _ascii(ref.key),
+        "source-version": ref.version_label,
+        "source-etag": ref.etag or "",
+        "source-event-time": ref.event_time_iso,
+        "source-order": _ascii(ref.order_token),
+    }
+
+
+def transfer_config(
+    size: int | None, threshold: int = COPY_OBJECT_LIMIT, min_part: int = MIN_PART_SIZE
+) -> TransferConfig:
+    """Single CopyObject up to the threshold; above, parts large enough to stay under 10,000 parts."""
+    part = min_part
+    if size is not None:
+        part = max(part, -(-size // MAX_PARTS))
+    return TransferConfig(multipart_threshold=threshold, multipart_chunksize=part, use_threads=True)
+
+
+def _existing_order(s3: S3Client, bucket: str, key: str) -> str | None:
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise
+    return head.get("Metadata", {}).get("source-order")
+
+
+def copy_to_lake(
+    s3: S3Client, ref: ObjectRef, dataset: Dataset, lake_bucket: str, config: TransferConfig | None = None
+) -> CopyResult:
+    """Copy one source version to its lake key unless that key already holds it or a newer one."""
+    destination = lake_key(dataset, ref)
+    metadata = lineage_metadata(ref)
+    existing = _existing_order(s3, lake_bucket, destination)
+    if existing is not None:
+        if existing == metadata["source-order"]:
+            return CopyResult(destination, "unchanged")
+        if existing > metadata["source-order"]:
+            return CopyResult(destination, "superseded")
+
+    source: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+    extra: dict[str, Any] = {"Metadata": metadata, "MetadataDirective": "REPLACE"}
+    if ref.version_id:
+        source["VersionId"] = ref.version_id
+    elif ref.etag:
+        # Unversioned source: make sure we copy the bytes the event announced, not a later overwrite.
+        extra["CopySourceIfMatch"] = ref.etag
+    s3.copy(source, lake_bucket, destination, ExtraArgs=extra, Config=config or transfer_config(ref.size))  # type: ignore[arg-type]
+    return CopyResult(destination, "copied")
+
+
+def process(s3: S3Client, ref: ObjectRef, dataset: Dataset, lake_bucket: str) -> Manifest:
+    """Copy one object version to the lake and describe what happened."""
+    result = copy_to_lake(s3, ref, dataset, lake_bucket)
+    return Manifest(
+        stage="datalake",
+        status="loaded",
+        dataset=dataset.name,
+        source_bucket=ref.bucket,
+        source_key=ref.key,
+        source_version=ref.version_label,
+        source_etag=ref.etag,
+        event_time=ref.event_time_iso,
+        lake_key=result.lake_key,
+        lake_status=result.status,
+    )

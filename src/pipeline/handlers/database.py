@@ -1,0 +1,64 @@
+"""Lambda handler: validate the records of files that belong to a dataset with a schema, load the good ones."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline import clients
+from pipeline.config import DatabaseSettings
+from pipeline.database import TableWriter
+from pipeline.datasets import DATASETS
+from pipeline.events import object_refs
+from pipeline.loader import load_file
+from pipeline.manifests import write_manifest
+from pipeline.routing import route
+
+logger = Logger(service="database-loader")
+# Validated once, at cold start: a bad deployment fails loudly with the variable's name.
+settings = DatabaseSettings.from_env(DATASETS)
+s3 = clients.s3()
+dynamodb = clients.dynamodb()
+processor = BatchProcessor(event_type=EventType.SQS)
+STRICT_ORDERING = os.environ.get("PIPELINE_STRICT_ORDERING", "").lower() in {"1", "true", "yes"}
+
+
+def record_handler(record: SQSRecord) -> None:
+    for ref in object_refs(record.body):
+        dataset = route(ref.key)
+        if not dataset.loads_database or dataset.key_field is None:
+            continue  # lake-only or unclassified: the data lake loader has it
+        with logger.append_context_keys(source_key=ref.key, source_version=ref.version_label):
+            writer = TableWriter(
+                client=dynamodb,
+                table=settings.tables[dataset.name],
+                key_field=dataset.key_field,
+                threads=settings.write_threads,
+                strict_ordering=STRICT_ORDERING,
+            )
+            manifest = load_file(s3, writer, ref, dataset, settings.quarantine_bucket, settings.batch_size)
+            write_manifest(s3, settings.quarantine_bucket, ref, manifest)
+            logger.info(
+                "file loaded",
+                extra={
+                    "dataset": dataset.name,
+                    "status": manifest.status,
+                    "records_read": manifest.records_read,
+                    "records_loaded": manifest.records_loaded,
+                    "records_rejected": manifest.records_rejected,
+                    "records_superseded": manifest.records_superseded,
+                    "error": manifest.error,
+                },
+            )
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

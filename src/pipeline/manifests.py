@@ -1,0 +1,102 @@
+"""Per-file manifests and quarantine locations, written by the loaders and read by the CLI and tests.
+
+Layout of the quarantine bucket (one place to look when something went wrong):
+
+- ``manifests/<stage>/<source key>@<version>.json``: one manifest per processed file version and stage
+  (``datalake`` or ``database``): what was read, loaded and rejected, and the first errors.
+- ``rejects/<source key>@<version>.jsonl``: rejected records, one JSON object per line, with line numbers,
+  reasons and the original record.
+- ``files/<source key>@<version>``: a copy of a file that could not be read at all, kept for replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from pipeline.objects import ObjectRef
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+Stage = Literal["datalake", "database"]
+Status = Literal["loaded", "partial", "quarantined"]
+MANIFESTS_PREFIX = "manifests/"
+REJECTS_PREFIX = "rejects/"
+FILES_PREFIX = "files/"
+MAX_ERRORS_IN_MANIFEST = 10
+
+
+class RecordError(BaseModel):
+    """Why one record was rejected."""
+
+    line: int
+    reasons: list[str]
+
+
+class Manifest(BaseModel):
+    """What happened to one file version in one stage."""
+
+    stage: Stage
+    status: Status
+    dataset: str
+    source_bucket: str
+    source_key: str
+    source_version: str
+    source_etag: str | None = None
+    event_time: str
+    lake_key: str | None = None
+    # datalake stage: copied, unchanged (replay of the version already there) or superseded (a newer one is)
+    lake_status: str | None = None
+    records_read: int = 0
+    records_loaded: int = 0
+    records_rejected: int = 0
+    # valid records not written because the table already holds a newer version of them
+    records_superseded: int = 0
+    rejects_key: str | None = None
+    quarantined_file_key: str | None = None
+    error: str | None = None
+    first_errors: list[RecordError] = Field(default_factory=list)
+
+
+def _suffix(ref: ObjectRef) -> str:
+    return f"{ref.key}@{ref.version_label}"
+
+
+def manifest_key(stage: Stage, ref: ObjectRef) -> str:
+    return f"{MANIFESTS_PREFIX}{stage}/{_suffix(ref)}.json"
+
+
+def rejects_key(ref: ObjectRef) -> str:
+    return f"{REJECTS_PREFIX}{_suffix(ref)}.jsonl"
+
+
+def quarantined_file_key(ref: ObjectRef) -> str:
+    return f"{FILES_PREFIX}{_suffix(ref)}"
+
+
+def write_manifest(s3: S3Client, bucket: str, ref: ObjectRef, manifest: Manifest) -> str:
+    """Write (or overwrite, on replay) the manifest of one file version; returns its key."""
+    key = manifest_key(manifest.stage, ref)
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=manifest.model_dump_json(indent=2).encode(),
+        ContentType="application/json",
+    )
+    return key
+
+
+def read_manifest(s3: S3Client, bucket: str, key: str) -> Manifest:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return Manifest.model_validate_json(body)
+
+
+def iter_manifests(s3: S3Client, bucket: str, stage: Stage | None = None) -> Iterator[Manifest]:
+    """Every manifest in the quarantine bucket (optionally one stage's), in key order."""
+    prefix = MANIFESTS_PREFIX + (f"{stage}/" if stage else "")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield read_manifest(s3, bucket, item["Key"])

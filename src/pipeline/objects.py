@@ -1,0 +1,44 @@
+"""The unit of work: one version of one object in the landing bucket, as an S3 event describes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """A landed object version and the S3 event that announced it (keys are already URL-decoded)."""
+
+    bucket: str
+    key: str
+    event_time: datetime
+    event_name: str = "ObjectCreated:Put"
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    sequencer: str | None = None
+
+    @property
+    def file_name(self) -> str:
+        """The last path segment of the key (what a data lake object is named after)."""
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def version_label(self) -> str:
+        """The version id, or ``null`` as S3 itself names the version of an unversioned object."""
+        return self.version_id or "null"
+
+    @property
+    def event_time_iso(self) -> str:
+        """Event time in a fixed-width UTC form, so that string order is time order."""
+        return self.event_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    @property
+    def order_token(self) -> str:
+        """Total order between object versions: event time first, then key and version to break ties.
+
+        The database keeps, for each record key, the version whose token is greatest: the later S3 event
+        time wins, whatever order the messages arrive in; equal times fall back to a stable, arbitrary order.
+        """
+        return f"{self.event_time_iso}|{self.key}|{self.version_label}"

@@ -1,0 +1,47 @@
+"""Configuration from the environment fails at cold start with the variable's name."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import ConfigError, DatabaseSettings, DatalakeSettings
+from pipeline.datasets import DATASETS
+
+
+def test_datalake_settings_read_from_env() -> None:
+    env = {"PIPELINE_DATALAKE_BUCKET": "p-dev-datalake", "PIPELINE_QUARANTINE_BUCKET": "p-dev-quarantine"}
+    settings = DatalakeSettings.from_env(env)
+    assert settings.datalake_bucket == "p-dev-datalake"
+
+
+def test_missing_variable_is_named() -> None:
+    with pytest.raises(ConfigError, match="PIPELINE_DATALAKE_BUCKET is not set"):
+        DatalakeSettings.from_env({"PIPELINE_QUARANTINE_BUCKET": "p-dev-quarantine"})
+
+
+def test_bad_bucket_name_is_named() -> None:
+    env = {"PIPELINE_DATALAKE_BUCKET": "Bad_Bucket", "PIPELINE_QUARANTINE_BUCKET": "p-dev-quarantine"}
+    with pytest.raises(ConfigError, match="PIPELINE_DATALAKE_BUCKET='Bad_Bucket' is not a valid"):
+        DatalakeSettings.from_env(env)
+
+
+def test_database_settings_map_each_dataset_to_its_table() -> None:
+    env = {"PIPELINE_USERS_TABLE": "p-dev-users", "PIPELINE_QUARANTINE_BUCKET": "p-dev-quarantine"}
+    settings = DatabaseSettings.from_env(DATASETS, env)
+    assert settings.tables == {"users": "p-dev-users"}
+    assert settings.batch_size == 1000
+
+
+def test_database_settings_need_the_table() -> None:
+    with pytest.raises(ConfigError, match="PIPELINE_USERS_TABLE is not set"):
+        DatabaseSettings.from_env(DATASETS, {"PIPELINE_QUARANTINE_BUCKET": "p-dev-quarantine"})
+
+
+def test_numeric_tuning_variables_are_checked() -> None:
+    env = {
+        "PIPELINE_USERS_TABLE": "p-dev-users",
+        "PIPELINE_QUARANTINE_BUCKET": "p-dev-quarantine",
+        "PIPELINE_WRITE_THREADS": "zero",
+    }
+    with pytest.raises(ConfigError, match="PIPELINE_WRITE_THREADS='zero' must be a whole number"):
+        DatabaseSettings.from_env(DATASETS, env)
