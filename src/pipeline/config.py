@@ -49,7 +49,9 @@ class DatalakeSettings:
         env = os.environ if env is None else env
         return cls(
             datalake_bucket=_require(env, "PIPELINE_DATALAKE_BUCKET", _BUCKET_NAME, "data lake S3 bucket"),
-            quarantine_bucket=_require(env, "PIPELINE_QUARANTINE_BUCKET", _BUCKET_NAME, "quarantine S3 bucket"),
+            quarantine_bucket=_require(
+                env, "PIPELINE_QUARANTINE_BUCKET", _BUCKET_NAME, "quarantine S3 bucket"
+            ),
         )
 
 
@@ -61,7 +63,9 @@ class DatabaseSettings:
     write_threads: int = 4
 
     @classmethod
-    def from_env(cls, datasets: tuple[Dataset, ...], env: Mapping[str, str] | None = None) -> DatabaseSettings:
+    def from_env(
+        cls, datasets: tuple[Dataset, ...], env: Mapping[str, str] | None = None
+    ) -> DatabaseSettings:
         env = os.environ if env is None else env
         tables = {
             dataset.name: _require(env, dataset.table_env, _TABLE_NAME, f"DynamoDB table for {dataset.name}")
@@ -69,7 +73,9 @@ class DatabaseSettings:
             if dataset.table_env is not None
         }
         return cls(
-            quarantine_bucket=_require(env, "PIPELINE_QUARANTINE_BUCKET", _BUCKET_NAME, "quarantine S3 bucket"),
+            quarantine_bucket=_require(
+                env, "PIPELINE_QUARANTINE_BUCKET", _BUCKET_NAME, "quarantine S3 bucket"
+            ),
             tables=tables,
             batch_size=_positive_int(env, "PIPELINE_BATCH_SIZE", 1000, 100_000),
             write_threads=_positive_int(env, "PIPELINE_WRITE_THREADS", 4, 32),

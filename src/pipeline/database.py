@@ -145,7 +145,9 @@ class TableWriter:
             if not request:
                 return found
             self._backoff(attempt)
-        raise WriteError(f"{self.table}: BatchGetItem left keys unprocessed after {self.max_attempts} attempts")
+        raise WriteError(
+            f"{self.table}: BatchGetItem left keys unprocessed after {self.max_attempts} attempts"
+        )
 
     def _batch_put(self, items: list[Item]) -> None:
         pending: list[Any] = [{"PutRequest": {"Item": item}} for item in items]
@@ -156,7 +158,8 @@ class TableWriter:
                 return
             self._backoff(attempt)
         raise WriteError(
-            f"{self.table}: {len(pending)} items still unprocessed after {self.max_attempts} BatchWriteItem attempts"
+            f"{self.table}: {len(pending)} items still unprocessed"
+            f" after {self.max_attempts} BatchWriteItem attempts"
         )
 
     def _conditional_put(self, item: Item) -> bool:

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from pipeline.manifests import Manifest
 from pipeline.objects import ObjectRef
 from pipeline.routing import Dataset
+from pipeline.sources import quoted
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -97,7 +98,7 @@ def copy_to_lake(
         source["VersionId"] = ref.version_id
     elif ref.etag:
         # Unversioned source: make sure we copy the bytes the event announced, not a later overwrite.
-        extra["CopySourceIfMatch"] = ref.etag
+        extra["CopySourceIfMatch"] = quoted(ref.etag)
     s3.copy(source, lake_bucket, destination, ExtraArgs=extra, Config=config or transfer_config(ref.size))  # type: ignore[arg-type]
     return CopyResult(destination, "copied")
 

@@ -34,7 +34,7 @@ class EventError(ValueError):
 
 
 class _Bucket(S3Bucket):
-    ownerIdentity: S3Identity | None = None  # type: ignore[assignment]
+    ownerIdentity: S3Identity | None = None  # type: ignore[assignment]  # noqa: N815 - AWS field name
 
 
 class _Message(S3Message):
@@ -42,9 +42,9 @@ class _Message(S3Message):
 
 
 class _Record(S3RecordModel):
-    userIdentity: S3Identity | None = None  # type: ignore[assignment]
-    requestParameters: S3RequestParameters | None = None  # type: ignore[assignment]
-    responseElements: S3ResponseElements | None = None  # type: ignore[assignment]
+    userIdentity: S3Identity | None = None  # type: ignore[assignment]  # noqa: N815 - AWS field name
+    requestParameters: S3RequestParameters | None = None  # type: ignore[assignment]  # noqa: N815 - AWS field name
+    responseElements: S3ResponseElements | None = None  # type: ignore[assignment]  # noqa: N815 - AWS field name
     s3: _Message
 
 
@@ -82,7 +82,9 @@ def object_refs(body: str | bytes) -> list[ObjectRef]:
         event = _Event.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise EventError(f"malformed S3 event: {first['msg']} at {'.'.join(map(str, first['loc']))}") from None
+        raise EventError(
+            f"malformed S3 event: {first['msg']} at {'.'.join(map(str, first['loc']))}"
+        ) from None
     except (AttributeError, TypeError) as exc:
         # Powertools' before-validator assumes the record's shape before checking it.
         raise EventError(f"malformed S3 event: {exc}") from None
@@ -94,7 +96,7 @@ def object_refs(body: str | bytes) -> list[ObjectRef]:
         refs.append(
             ObjectRef(
                 bucket=record.s3.bucket.name,
-                # S3 URL-encodes keys in events: spaces arrive as '+', ':' as '%3A' (some emulators encode '/').
+                # S3 URL-encodes event keys: ' ' arrives as '+', ':' as '%3A' (some emulators encode '/').
                 key=unquote_plus(obj.key),
                 event_time=record.eventTime,
                 event_name=record.eventName,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.database import TableWriter, WriteResult
 from pipeline.manifests import Manifest, Status
@@ -10,20 +10,11 @@ from pipeline.objects import ObjectRef
 from pipeline.quarantine import RejectsWriter, quarantine_file
 from pipeline.readers import UnreadableFileError, detect_format
 from pipeline.routing import Dataset
+from pipeline.sources import open_source
 from pipeline.validation import iter_validated_batches
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-
-def open_source(s3: S3Client, ref: ObjectRef) -> Any:
-    """A streaming body of exactly the version the event announced."""
-    request: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
-    if ref.version_id:
-        request["VersionId"] = ref.version_id
-    elif ref.etag:
-        request["IfMatch"] = ref.etag
-    return s3.get_object(**request)["Body"]
 
 
 def load_file(
@@ -31,6 +22,7 @@ def load_file(
     writer: TableWriter,
     ref: ObjectRef,
     dataset: Dataset,
+    *,
     quarantine_bucket: str,
     batch_size: int = 1000,
 ) -> Manifest:

@@ -24,7 +24,8 @@ class RejectsWriter:
 
     def __init__(self, ref: ObjectRef) -> None:
         self._ref = ref
-        self._spool: SpooledTemporaryFile[bytes] = SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+        # Closed by upload(), which the loader always calls once the file is done.
+        self._spool: SpooledTemporaryFile[bytes] = SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         self.count = 0
         self.first_errors: list[RecordError] = []
 

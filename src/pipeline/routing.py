@@ -57,7 +57,7 @@ UNCLASSIFIED = Dataset(UNCLASSIFIED_NAME)
 def route(key: str, datasets: Iterable[Dataset] | None = None) -> Dataset:
     """The dataset ``key`` belongs to, or :data:`UNCLASSIFIED`."""
     if datasets is None:
-        from pipeline.datasets import DATASETS
+        from pipeline.datasets import DATASETS  # noqa: PLC0415 - datasets imports this module
 
         datasets = DATASETS
     for dataset in datasets:

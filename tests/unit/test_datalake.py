@@ -31,12 +31,19 @@ def s3() -> Iterator[Any]:
 def land(s3: Any, key: str, body: bytes, when: datetime) -> ObjectRef:
     put = s3.put_object(Bucket=LANDING, Key=key, Body=body)
     return ObjectRef(
-        bucket=LANDING, key=key, event_time=when, version_id=put["VersionId"], etag=put["ETag"].strip('"'), size=len(body)
+        bucket=LANDING,
+        key=key,
+        event_time=when,
+        version_id=put["VersionId"],
+        etag=put["ETag"].strip('"'),
+        size=len(body),
     )
 
 
 def lake_versions(s3: Any, key: str) -> list[dict[str, Any]]:
-    return [v for v in s3.list_object_versions(Bucket=LAKE, Prefix=key).get("Versions", []) if v["Key"] == key]
+    return [
+        v for v in s3.list_object_versions(Bucket=LAKE, Prefix=key).get("Versions", []) if v["Key"] == key
+    ]
 
 
 NOV_22 = datetime(2026, 11, 22, 23, 59, 59, tzinfo=UTC)

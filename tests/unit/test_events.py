@@ -11,9 +11,16 @@ import pytest
 from pipeline.events import EventError, object_refs, unwrap_body
 
 
-def s3_record(key: str, *, version: str | None = "v1", time: str = "2026-11-22T08:20:22.123Z") -> dict[str, Any]:
+def s3_record(
+    key: str, *, version: str | None = "v1", time: str = "2026-11-22T08:20:22.123Z"
+) -> dict[str, Any]:
     """An S3 event record as real S3 sends it (keys URL-encoded, all fields present)."""
-    obj: dict[str, Any] = {"key": key, "size": 123, "eTag": "0123456789abcdef", "sequencer": "0055AED6DCD90281E5"}
+    obj: dict[str, Any] = {
+        "key": key,
+        "size": 123,
+        "eTag": "0123456789abcdef",
+        "sequencer": "0055AED6DCD90281E5",
+    }
     if version:
         obj["versionId"] = version
     return {
@@ -24,11 +31,18 @@ def s3_record(key: str, *, version: str | None = "v1", time: str = "2026-11-22T0
         "eventName": "ObjectCreated:Put",
         "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
         "requestParameters": {"sourceIPAddress": "203.0.113.7"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+        "responseElements": {
+            "x-amz-request-id": "C3D13FE58DE4C810",
+            "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+        },
         "s3": {
             "s3SchemaVersion": "1.0",
             "configurationId": "landing",
-            "bucket": {"name": "landing", "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": "arn:aws:s3:::landing"},
+            "bucket": {
+                "name": "landing",
+                "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                "arn": "arn:aws:s3:::landing",
+            },
             "object": obj,
         },
     }

@@ -11,7 +11,14 @@ from pipeline.routing import UNCLASSIFIED, Dataset, route
 
 @pytest.mark.parametrize(
     "key",
-    ["users.csv", "uploads/2026/users-2026-11.csv", "USERS_big.CSV", "users.jsonl", "users.json.gz", "a b/users 1.csv"],
+    [
+        "users.csv",
+        "uploads/2026/users-2026-11.csv",
+        "USERS_big.CSV",
+        "users.jsonl",
+        "users.json.gz",
+        "a b/users 1.csv",
+    ],
 )
 def test_user_files_route_to_users(key: str) -> None:
     assert route(key) is USERS
@@ -33,7 +40,9 @@ def test_prefix_restricts_a_dataset_and_first_match_wins() -> None:
     class Row(BaseModel):
         id: str
 
-    partners = Dataset("partners", patterns=("*.csv",), prefix="partners/", schema=Row, key_field="id", table_env="T")
+    partners = Dataset(
+        "partners", patterns=("*.csv",), prefix="partners/", schema=Row, key_field="id", table_env="T"
+    )
     registry = (partners, *DATASETS)
     assert route("partners/users.csv", registry) is partners
     assert route("other/users.csv", registry) is USERS

@@ -1,4 +1,4 @@
-"""Lambda handler: validate the records of files that belong to a dataset with a schema, load the good ones."""
+"""Lambda handler: validate the records of files whose dataset has a schema, and load the good ones."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pipeline.events import object_refs
 from pipeline.loader import load_file
 from pipeline.manifests import write_manifest
 from pipeline.routing import route
+from pipeline.sources import pin_version
 
 logger = Logger(service="database-loader")
 # Validated once, at cold start: a bad deployment fails loudly with the variable's name.
@@ -29,10 +30,11 @@ STRICT_ORDERING = os.environ.get("PIPELINE_STRICT_ORDERING", "").lower() in {"1"
 
 
 def record_handler(record: SQSRecord) -> None:
-    for ref in object_refs(record.body):
-        dataset = route(ref.key)
+    for announced in object_refs(record.body):
+        dataset = route(announced.key)
         if not dataset.loads_database or dataset.key_field is None:
             continue  # lake-only or unclassified: the data lake loader has it
+        ref = pin_version(s3, announced)
         with logger.append_context_keys(source_key=ref.key, source_version=ref.version_label):
             writer = TableWriter(
                 client=dynamodb,
@@ -41,7 +43,14 @@ def record_handler(record: SQSRecord) -> None:
                 threads=settings.write_threads,
                 strict_ordering=STRICT_ORDERING,
             )
-            manifest = load_file(s3, writer, ref, dataset, settings.quarantine_bucket, settings.batch_size)
+            manifest = load_file(
+                s3,
+                writer,
+                ref,
+                dataset,
+                quarantine_bucket=settings.quarantine_bucket,
+                batch_size=settings.batch_size,
+            )
             write_manifest(s3, settings.quarantine_bucket, ref, manifest)
             logger.info(
                 "file loaded",

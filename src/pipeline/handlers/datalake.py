@@ -14,6 +14,7 @@ from pipeline.config import DatalakeSettings
 from pipeline.events import object_refs
 from pipeline.manifests import write_manifest
 from pipeline.routing import route
+from pipeline.sources import pin_version
 
 logger = Logger(service="datalake-loader")
 # Validated once, at cold start: a bad deployment fails loudly with the variable's name.
@@ -23,14 +24,19 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    for ref in object_refs(record.body):
+    for announced in object_refs(record.body):
+        ref = pin_version(s3, announced)
         with logger.append_context_keys(source_key=ref.key, source_version=ref.version_label):
             dataset = route(ref.key)
             manifest = datalake.process(s3, ref, dataset, settings.datalake_bucket)
             write_manifest(s3, settings.quarantine_bucket, ref, manifest)
             logger.info(
                 "file in the data lake",
-                extra={"dataset": dataset.name, "lake_key": manifest.lake_key, "lake_status": manifest.lake_status},
+                extra={
+                    "dataset": dataset.name,
+                    "lake_key": manifest.lake_key,
+                    "lake_status": manifest.lake_status,
+                },
             )
 
 
