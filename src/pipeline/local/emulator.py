@@ -6,17 +6,23 @@ through the standard ``AWS_ENDPOINT_URL`` environment variable, so no code carri
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+# moto is a dev dependency: this module belongs to the embedded target and is never in a Lambda image.
+from moto.server import ThreadedMotoServer
+
+from pipeline.local import moto_compat
 
 DEFAULT_REGION = "us-east-1"
 
 # Fake credentials for the emulator. They must never reach real AWS: the endpoint always goes with them.
 EMULATOR_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - emulator-only placeholder, not a secret
+    "AWS_SECRET_ACCESS_KEY": "testing",
 }
 
 
@@ -48,11 +54,8 @@ class Emulator:
 
 
 def start(region: str = DEFAULT_REGION, port: int = 0) -> Emulator:
-    """Start moto's threaded server on 127.0.0.1 (port 0 picks a free port)."""
-    import logging
-
-    from moto.server import ThreadedMotoServer  # dev dependency: imported only on the embedded target
-
+    """Start moto's threaded server on 127.0.0.1 (port 0 picks a free port), patched to answer like AWS."""
+    moto_compat.apply()
     # werkzeug logs every request at INFO; keep the emulator quiet unless something breaks.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

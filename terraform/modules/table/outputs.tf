@@ -1,0 +1,14 @@
+output "name" {
+  description = "Name of the table."
+  value       = aws_dynamodb_table.this.name
+}
+
+output "arn" {
+  description = "ARN of the table."
+  value       = aws_dynamodb_table.this.arn
+}
+
+output "email_index_arn" {
+  description = "ARN of the email-index global secondary index, for IAM statements that query it."
+  value       = "${aws_dynamodb_table.this.arn}/index/email-index"
+}

@@ -1,0 +1,71 @@
+output "landing_bucket" {
+  description = "Name of the landing bucket, where data files are dropped."
+  value       = module.bucket["landing"].name
+}
+
+output "datalake_bucket" {
+  description = "Name of the data lake bucket."
+  value       = module.bucket["datalake"].name
+}
+
+output "quarantine_bucket" {
+  description = "Name of the quarantine bucket (rejected records and files)."
+  value       = module.bucket["quarantine"].name
+}
+
+output "topic_arn" {
+  description = "ARN of the SNS topic the landing bucket publishes its ObjectCreated events to."
+  value       = module.fanout.topic_arn
+}
+
+output "table_name" {
+  description = "Name of the users DynamoDB table."
+  value       = module.table.name
+}
+
+output "functions" {
+  description = "Function name per function key (datalake-loader, database-loader)."
+  value       = { for key, f in module.function : key => f.function_name }
+}
+
+output "queues" {
+  description = "Per function key, the queue it consumes: url, arn, and its dead-letter queue's dlq_url and dlq_arn."
+  value = {
+    for key, q in module.fanout.queues : key => {
+      url     = q.url
+      arn     = q.arn
+      dlq_url = q.dlq_url
+      dlq_arn = q.dlq_arn
+    }
+  }
+}
+
+output "repository_urls" {
+  description = "ECR repository URL per function key: push each function's image there."
+  value       = { for key, r in module.ecr : key => r.repository_url }
+}
+
+output "lambda_architecture" {
+  description = "Instruction set the images must be built for (x86_64 or arm64)."
+  value       = var.lambda_architecture
+}
+
+output "region" {
+  description = "Region the stack is deployed in."
+  value       = data.aws_region.current.name
+}
+
+output "image_uris" {
+  description = "Image URI each function runs, per function key."
+  value       = local.image_uris
+}
+
+output "table_arn" {
+  description = "ARN of the users table."
+  value       = module.table.arn
+}
+
+output "event_source_mappings" {
+  description = "UUID of each function's SQS event source mapping, per function key (disabled when managed_sqs_polling is false)."
+  value       = { for key, f in module.function : key => f.event_source_mapping_uuid }
+}

@@ -1,0 +1,267 @@
+# --- Naming -------------------------------------------------------------------------------------------------
+
+variable "project" {
+  description = "Project name: the first part of every resource name (`<project>-<environment>-...`)."
+  type        = string
+  default     = "pipeline"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,18}[a-z0-9]$", var.project))
+    error_message = "project must be 2-20 lowercase letters, digits or hyphens, starting with a letter (it is part of bucket names)."
+  }
+}
+
+variable "environment" {
+  description = "Environment name (dev, staging, prod...): the second part of every resource name, so several environments can share an account."
+  type        = string
+  default     = "dev"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,8}[a-z0-9]$", var.environment))
+    error_message = "environment must be 2-10 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "bucket_name_suffix" {
+  description = "Appended to bucket names (`<project>-<environment>-landing-<suffix>`) because S3 bucket names are global across all AWS accounts. On AWS use something of yours, e.g. the account id or an organisation short name. Empty: no suffix (fine on an emulator)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.bucket_name_suffix == "" || can(regex("^[a-z0-9][a-z0-9-]{0,19}$", var.bucket_name_suffix))
+    error_message = "bucket_name_suffix must be empty or 1-20 lowercase letters, digits or hyphens, starting with a letter or digit."
+  }
+}
+
+variable "region" {
+  description = "AWS region to deploy to. Null: the standard AWS environment decides (AWS_REGION, AWS_DEFAULT_REGION, then the profile)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.region == null || can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must look like us-east-1, or be null."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags on every resource (Project, Environment and ManagedBy are always set)."
+  type        = map(string)
+  default     = {}
+}
+
+# --- Images and functions -----------------------------------------------------------------------------------
+
+variable "image_tag" {
+  description = "Tag of the images the functions run, when image_digests has no digest for them. The repositories have immutable tags, so on AWS push a new tag (e.g. the git commit) per release rather than reusing one."
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$", var.image_tag))
+    error_message = "image_tag must be a valid image tag: 1-128 letters, digits, underscores, dots or hyphens, not starting with a dot or hyphen."
+  }
+}
+
+variable "image_digests" {
+  description = "Image digest per function key (datalake-loader, database-loader), e.g. \"sha256:...\". A function with a digest runs `<repository_url>@<digest>` (pinned, reproducible); one without runs `<repository_url>:<image_tag>`."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.image_digests) : contains(["datalake-loader", "database-loader"], k)])
+    error_message = "image_digests keys must be function keys: datalake-loader, database-loader."
+  }
+
+  validation {
+    condition     = alltrue([for d in values(var.image_digests) : can(regex("^sha256:[0-9a-f]{64}$", d))])
+    error_message = "image_digests values must be sha256:<64 lowercase hex digits>."
+  }
+}
+
+variable "lambda_architecture" {
+  description = "Instruction set of the function images and so of the functions: x86_64 or arm64 (Graviton, cheaper per GB-second). Build the images for the same one."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be x86_64 or arm64."
+  }
+}
+
+variable "function_settings" {
+  description = <<-EOT
+    Sizing and SQS polling per function key. Both keys must be present; `{}` keeps a function's defaults.
+    - memory_size (MB, 128-10240, default 512) and timeout (s, 1-900, default 60)
+    - batch_size: messages per invocation (1-10000, default 10; above 10 needs a batching window)
+    - maximum_batching_window_in_seconds: 0-300, default 0
+    - maximum_concurrency: most concurrent invocations the queue drives (2-1000, default 5)
+    - queue_visibility_timeout_seconds: null (default) = 6 x timeout + batching window, the AWS recommendation;
+      a value must be at least that, and at most 43200
+    - max_receive_count: receives before a message is dead-lettered (1-1000, default 5)
+  EOT
+  type = map(object({
+    memory_size                        = optional(number, 512)
+    timeout                            = optional(number, 60)
+    batch_size                         = optional(number, 10)
+    maximum_batching_window_in_seconds = optional(number, 0)
+    maximum_concurrency                = optional(number, 5)
+    queue_visibility_timeout_seconds   = optional(number)
+    max_receive_count                  = optional(number, 5)
+  }))
+  default = {
+    "datalake-loader" = {}
+    "database-loader" = {}
+  }
+
+  validation {
+    condition     = length(var.function_settings) == 2 && alltrue([for k in ["datalake-loader", "database-loader"] : contains(keys(var.function_settings), k)])
+    error_message = "function_settings must have exactly the keys datalake-loader and database-loader (use {} to keep a function's defaults)."
+  }
+
+  validation {
+    condition = alltrue([for s in values(var.function_settings) :
+      s.memory_size >= 128 && s.memory_size <= 10240 && floor(s.memory_size) == s.memory_size &&
+      s.timeout >= 1 && s.timeout <= 900 && floor(s.timeout) == s.timeout
+    ])
+    error_message = "memory_size must be a whole number between 128 and 10240 MB; timeout a whole number between 1 and 900 s."
+  }
+
+  validation {
+    condition = alltrue([for s in values(var.function_settings) :
+      s.batch_size >= 1 && s.batch_size <= 10000 && floor(s.batch_size) == s.batch_size &&
+      s.maximum_batching_window_in_seconds >= 0 && s.maximum_batching_window_in_seconds <= 300 &&
+      floor(s.maximum_batching_window_in_seconds) == s.maximum_batching_window_in_seconds
+    ])
+    error_message = "batch_size must be a whole number between 1 and 10000; maximum_batching_window_in_seconds between 0 and 300."
+  }
+
+  validation {
+    condition     = alltrue([for s in values(var.function_settings) : s.batch_size <= 10 || s.maximum_batching_window_in_seconds >= 1])
+    error_message = "A batch_size above 10 needs maximum_batching_window_in_seconds of at least 1."
+  }
+
+  validation {
+    condition     = alltrue([for s in values(var.function_settings) : s.maximum_concurrency >= 2 && s.maximum_concurrency <= 1000 && floor(s.maximum_concurrency) == s.maximum_concurrency])
+    error_message = "maximum_concurrency must be a whole number between 2 and 1000."
+  }
+
+  validation {
+    condition = alltrue([for s in values(var.function_settings) :
+      s.queue_visibility_timeout_seconds == null || try(
+        s.queue_visibility_timeout_seconds >= 6 * s.timeout + s.maximum_batching_window_in_seconds &&
+        s.queue_visibility_timeout_seconds <= 43200,
+      false)
+    ])
+    error_message = "queue_visibility_timeout_seconds must be at least 6 x timeout + maximum_batching_window_in_seconds (so a message is not redelivered while its batch is still being retried) and at most 43200."
+  }
+
+  validation {
+    condition     = alltrue([for s in values(var.function_settings) : s.max_receive_count >= 1 && s.max_receive_count <= 1000 && floor(s.max_receive_count) == s.max_receive_count])
+    error_message = "max_receive_count must be a whole number between 1 and 1000."
+  }
+}
+
+variable "log_level" {
+  description = "POWERTOOLS_LOG_LEVEL of the functions."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days the functions' logs are kept (a value CloudWatch Logs accepts)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "managed_sqs_polling" {
+  description = "Local-only switch. True (the default, for AWS and LocalStack): Lambda polls the queues through enabled SQS event source mappings. When false, the SQS event source mappings are created disabled and another poller (the project's local runtime) consumes the queues, reading the same mapping configuration; the embedded emulator needs this because it would otherwise invoke the functions synchronously inside SendMessage, which needs Docker."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_actions" {
+  description = "ARNs (typically an SNS topic of the on-call) notified when a function fails or a dead-letter queue fills. Empty: alarms only show in CloudWatch."
+  type        = list(string)
+  default     = []
+}
+
+variable "ecr_keep_last_images" {
+  description = "Images each ECR repository keeps; older ones expire."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.ecr_keep_last_images >= 1 && var.ecr_keep_last_images <= 1000 && floor(var.ecr_keep_last_images) == var.ecr_keep_last_images
+    error_message = "ecr_keep_last_images must be a whole number between 1 and 1000."
+  }
+}
+
+# --- Storage ------------------------------------------------------------------------------------------------
+
+variable "landing_transition_days" {
+  description = "Landing objects move to STANDARD_IA this many days after upload (at least 30). Null: they stay in STANDARD."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.landing_transition_days == null || try(var.landing_transition_days >= 30 && floor(var.landing_transition_days) == var.landing_transition_days, false)
+    error_message = "landing_transition_days must be a whole number >= 30 (the STANDARD_IA minimum), or null."
+  }
+}
+
+variable "landing_expiration_days" {
+  description = "Landing objects expire this many days after upload (their data lives on in the data lake). Null: kept forever."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.landing_expiration_days == null || try(var.landing_expiration_days >= 1 && floor(var.landing_expiration_days) == var.landing_expiration_days, false)
+    error_message = "landing_expiration_days must be a whole number >= 1, or null."
+  }
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days an overwritten or deleted object version is kept in any bucket before it is removed for good."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.noncurrent_version_expiration_days >= 1 && floor(var.noncurrent_version_expiration_days) == var.noncurrent_version_expiration_days
+    error_message = "noncurrent_version_expiration_days must be a whole number >= 1."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "ARN of a customer managed KMS key for everything the stack stores or queues: buckets (SSE-KMS), topic, queues, table, logs, function environments and images; the functions get kms:Decrypt and kms:GenerateDataKey on it. Its key policy must admit s3.amazonaws.com, sns.amazonaws.com and logs.<region>.amazonaws.com. Null (default): SSE-S3 buckets, SSE-SQS queues, AWS managed keys elsewhere, no KMS cost; the topic is then unencrypted."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), or null."
+  }
+}
+
+variable "table_deletion_protection" {
+  description = "Protect the users table against deletion (also against `terraform destroy`). Set false for throw-away environments."
+  type        = bool
+  default     = true
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete buckets that still hold objects and repositories that still hold images. For throw-away environments only."
+  type        = bool
+  default     = false
+}

@@ -1,0 +1,124 @@
+"""Fixtures shared by the whole suite.
+
+``emulator``
+    The embedded AWS emulator (moto's server on 127.0.0.1, a free port), started once per test session and
+    stopped at the end. Use ``emulator.environment()`` to aim boto3, Terraform or a subprocess at it. This
+    process's environment is NOT changed (unit tests that use ``moto.mock_aws`` must not see an endpoint
+    URL); wrap code that reads the environment in
+    ``pipeline.local.emulator.patched_environ(emulator.environment())``.
+
+``deployed_stack``
+    The root Terraform stack (``terraform/``) applied ONCE per session to that emulator with the
+    embedded-target variables (``pipeline.local.terraform.EMBEDDED_VARIABLES``: the SQS event source mappings
+    are created disabled, so the project's local runtime does the polling) and ``environment = "test"``, so
+    its resources are named ``pipeline-test-...`` (read names from the outputs, never guess them). It yields
+    a :class:`DeployedStack`: the Terraform outputs, the environment, and a ``client(service)`` helper for
+    boto3 clients aimed at the emulator. Terraform's data directory and state live in a session temporary
+    directory, never in the source tree. Tests that use it share one account: create uniquely named
+    objects, and delete the queue messages you consume. Skipped (with the reason) only when the
+    ``terraform`` binary is not on PATH. Provider plugins come from ``$TF_PLUGIN_MIRROR`` when it is set
+    (offline), else from the registry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from pipeline.local import emulator as emulator_module
+from pipeline.local import moto_compat
+from pipeline.local.emulator import Emulator
+from pipeline.local.terraform import EMBEDDED_VARIABLES, STACK_DIR, Terraform, find_binary
+
+#: The ``environment`` variable of the session's stack: its resources are named ``pipeline-test-...``.
+SESSION_ENVIRONMENT = "test"
+
+# How long the session's apply took, for the terminal summary (reported, never asserted).
+_timings: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """The embedded AWS emulator for the session (see the module docstring)."""
+    # start() patches moto where it answers unlike AWS in ways the stack runs into (bucket policy conditions,
+    # redrive policy JSON); applied here too in case the emulator is ever started without it.
+    moto_compat.apply()
+    running = emulator_module.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@dataclass(frozen=True)
+class DeployedStack:
+    """The root stack, applied to the session's emulator.
+
+    ``outputs`` holds every root output as a plain value: ``landing_bucket``, ``datalake_bucket``,
+    ``quarantine_bucket``, ``topic_arn``, ``table_name``, ``functions`` (key -> function name), ``queues``
+    (key -> {url, arn, dlq_url, dlq_arn}), ``repository_urls``, ``lambda_architecture``, ``region``, ...
+    ``env`` is the environment that aims AWS clients at the emulator (``AWS_ENDPOINT_URL``, region, fake
+    credentials; an empty value means "unset"). ``variables`` are the root variables it was applied with, and
+    ``terraform`` the runner, e.g. for ``terraform.plan(variables)``.
+    """
+
+    outputs: dict[str, Any]
+    env: dict[str, str]
+    variables: dict[str, Any]
+    terraform: Terraform = field(repr=False)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.outputs[name]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` aimed at the emulator (no environment variables involved)."""
+        return boto3.session.Session(
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name=self.env["AWS_REGION"],
+        ).client(service, endpoint_url=self.env["AWS_ENDPOINT_URL"])  # type: ignore[call-overload]
+
+
+@pytest.fixture(scope="session")
+def deployed_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> DeployedStack:
+    """The root stack applied once per session to the emulator (see the module docstring)."""
+    if find_binary() is None:
+        pytest.skip("the terraform binary is not on PATH (install Terraform >= 1.6 to run the stack tests)")
+    workspace: Path = tmp_path_factory.mktemp("terraform")
+    env = emulator.environment()
+    terraform = Terraform(
+        STACK_DIR,
+        data_dir=workspace / "data",
+        state=workspace / "terraform.tfstate",
+        env=env,
+    )
+    # "pipeline-test-...": moto's state is global to the process, shared by every emulator started in it, so
+    # the session's stack must not collide with one that another test deploys with the default names.
+    variables = {**EMBEDDED_VARIABLES, "environment": SESSION_ENVIRONMENT}
+    terraform.init()
+    started = time.monotonic()
+    terraform.apply(variables)
+    _timings["terraform apply (embedded emulator)"] = time.monotonic() - started
+    return DeployedStack(outputs=terraform.outputs(), env=env, variables=variables, terraform=terraform)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the stack's own checks (``tests/terraform``) first.
+
+    They read the queues of the shared ``deployed_stack`` and plan against it "right after the apply"; the
+    end-to-end tests start a runtime that consumes those queues for the rest of the session. The order is
+    otherwise unchanged.
+    """
+    stack_tests = Path(__file__).parent / "terraform"
+    items.sort(key=lambda item: not item.path.is_relative_to(stack_tests))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for name, seconds in _timings.items():
+        terminalreporter.write_line(f"{name}: {seconds:.1f} s")

@@ -1,0 +1,384 @@
+"""The whole stack applied to the embedded emulator (once per session, by the ``deployed_stack`` fixture),
+then checked with boto3: the wiring works, every resource is configured as designed, and a plan shows no
+drift."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+import pytest
+
+from pipeline.local.terraform import STACK_DIR, Terraform, TerraformError
+
+pytestmark = pytest.mark.terraform
+
+FUNCTION_KEYS = ("datalake-loader", "database-loader")
+PREFIX = "pipeline-test"  # project "pipeline", environment "test": see deployed_stack in tests/conftest.py
+HANDLERS = {
+    "datalake-loader": ["pipeline.handlers.datalake.handler"],
+    "database-loader": ["pipeline.handlers.database.handler"],
+}
+
+
+def _statements(policy: Any) -> list[dict[str, Any]]:
+    document = json.loads(policy) if isinstance(policy, str) else policy
+    statements = document["Statement"]
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
+def _account(stack: Any) -> str:
+    account: str = stack.client("sts").get_caller_identity()["Account"]
+    return account
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_outputs_hold_what_the_other_tools_need(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    assert out["landing_bucket"] == f"{PREFIX}-landing"
+    assert out["datalake_bucket"] == f"{PREFIX}-datalake"
+    assert out["quarantine_bucket"] == f"{PREFIX}-quarantine"
+    assert out["table_name"] == f"{PREFIX}-users"
+    assert out["topic_arn"].endswith(f":{PREFIX}-landing-events")
+    assert out["functions"] == {key: f"{PREFIX}-{key}" for key in FUNCTION_KEYS}
+    assert set(out["queues"]) == set(FUNCTION_KEYS)
+    for key, queue in out["queues"].items():
+        assert set(queue) == {"url", "arn", "dlq_url", "dlq_arn"}
+        assert queue["arn"].endswith(f":{PREFIX}-{key}")
+        assert queue["dlq_arn"].endswith(f":{PREFIX}-{key}-dlq")
+    assert set(out["repository_urls"]) == set(FUNCTION_KEYS)
+    assert all(url.endswith(f"/{PREFIX}-{key}") for key, url in out["repository_urls"].items())
+    assert out["lambda_architecture"] == "x86_64"
+    assert out["region"] == deployed_stack.env["AWS_REGION"]
+
+
+def test_object_put_into_landing_arrives_on_both_queues_through_sns(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    s3 = deployed_stack.client("s3")
+    sqs = deployed_stack.client("sqs")
+    sns = deployed_stack.client("sns")
+
+    # The path is bucket -> topic -> queues: the bucket notifies only the topic; both queues subscribe to it.
+    notification = s3.get_bucket_notification_configuration(Bucket=out["landing_bucket"])
+    assert not notification.get("QueueConfigurations")
+    assert [(t["TopicArn"], t["Events"]) for t in notification["TopicConfigurations"]] == [
+        (out["topic_arn"], ["s3:ObjectCreated:*"])
+    ]
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=out["topic_arn"])["Subscriptions"]
+    assert sorted((s["Protocol"], s["Endpoint"]) for s in subscriptions) == sorted(
+        ("sqs", q["arn"]) for q in out["queues"].values()
+    )
+
+    key = f"tests/terraform/{uuid.uuid4()}.csv"
+    s3.put_object(Bucket=out["landing_bucket"], Key=key, Body=b"user_id,email\n1,a@example.com\n")
+    try:
+        for function_key, queue in out["queues"].items():
+            record = _receive_s3_event(sqs, queue["url"], key)
+            assert record is not None, f"no S3 event for {key} on the {function_key} queue"
+            assert record["eventSource"] == "aws:s3"
+            assert record["eventName"].startswith("ObjectCreated:")
+            assert record["s3"]["bucket"]["name"] == out["landing_bucket"]
+    finally:
+        for version in s3.list_object_versions(Bucket=out["landing_bucket"], Prefix=key).get("Versions", []):
+            s3.delete_object(Bucket=out["landing_bucket"], Key=key, VersionId=version["VersionId"])
+
+
+def _receive_s3_event(sqs: Any, queue_url: str, key: str) -> Any:
+    """Receive until the S3 event about ``key`` turns up; delete it, and hand other messages straight back."""
+    for _ in range(10):
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        found = None
+        for message in messages:
+            # Raw message delivery: the body is the S3 event itself, not an SNS envelope.
+            body = json.loads(message["Body"])
+            # S3 URL-encodes the key in its events (form encoding: a space becomes "+").
+            records = [
+                r
+                for r in body.get("Records", [])
+                if unquote_plus(r.get("s3", {}).get("object", {}).get("key", "")) == key
+            ]
+            if records:
+                found = records[0]
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            else:
+                sqs.change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+        if found is not None:
+            return found
+    return None
+
+
+@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+def test_each_queue_has_its_dead_letter_queue_and_accepts_only_the_topic(
+    deployed_stack: Any, function_key: str
+) -> None:
+    out = deployed_stack.outputs
+    queue = out["queues"][function_key]
+    sqs = deployed_stack.client("sqs")
+
+    attributes = sqs.get_queue_attributes(QueueUrl=queue["url"], AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == queue["dlq_arn"]
+    assert int(redrive["maxReceiveCount"]) == 5
+    # Six times the function timeout (60 s) plus the batching window (0 s), the default.
+    assert int(attributes["VisibilityTimeout"]) == 360
+    assert attributes["SqsManagedSseEnabled"] == "true"
+
+    dlq_attributes = sqs.get_queue_attributes(QueueUrl=queue["dlq_url"], AttributeNames=["All"])["Attributes"]
+    assert dlq_attributes["QueueArn"] == queue["dlq_arn"]
+    assert int(dlq_attributes["MessageRetentionPeriod"]) > int(attributes["MessageRetentionPeriod"])
+    assert "RedrivePolicy" not in dlq_attributes
+
+    allows = [s for s in _statements(attributes["Policy"]) if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    assert allows[0]["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert _as_list(allows[0]["Action"]) == ["sqs:SendMessage"]
+    assert allows[0]["Resource"] == queue["arn"]
+    assert allows[0]["Condition"] == {"ArnEquals": {"aws:SourceArn": out["topic_arn"]}}
+
+
+@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+def test_each_function_runs_its_handler_from_its_image_with_its_environment(
+    deployed_stack: Any, function_key: str
+) -> None:
+    out = deployed_stack.outputs
+    function = deployed_stack.client("lambda").get_function(FunctionName=out["functions"][function_key])
+    config = function["Configuration"]
+
+    assert config["PackageType"] == "Image"
+    assert function["Code"]["ImageUri"] == f"{out['repository_urls'][function_key]}:latest"
+    assert config["ImageConfigResponse"]["ImageConfig"]["Command"] == HANDLERS[function_key]
+    assert config["Architectures"] == ["x86_64"]
+    assert config["Timeout"] == 60
+    assert config["MemorySize"] == 512
+    assert config["TracingConfig"] == {"Mode": "Active"}
+
+    common = {
+        "PIPELINE_QUARANTINE_BUCKET": out["quarantine_bucket"],
+        "POWERTOOLS_SERVICE_NAME": function_key,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    specific = (
+        {"PIPELINE_DATALAKE_BUCKET": out["datalake_bucket"]}
+        if function_key == "datalake-loader"
+        else {"PIPELINE_USERS_TABLE": out["table_name"]}
+    )
+    assert config["Environment"]["Variables"] == {**common, **specific}
+
+
+@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+def test_each_event_source_mapping_is_configured_and_left_disabled_for_the_local_runtime(
+    deployed_stack: Any, function_key: str
+) -> None:
+    out = deployed_stack.outputs
+    awslambda = deployed_stack.client("lambda")
+    function_arn = awslambda.get_function(FunctionName=out["functions"][function_key])["Configuration"][
+        "FunctionArn"
+    ]
+    mappings = awslambda.list_event_source_mappings(EventSourceArn=out["queues"][function_key]["arn"])[
+        "EventSourceMappings"
+    ]
+    assert len(mappings) == 1
+    mapping = mappings[0]
+    assert mapping["UUID"] == out["event_source_mappings"][function_key]
+    assert mapping["FunctionArn"] == function_arn
+    # managed_sqs_polling = false on the embedded target: the mapping exists, disabled, so moto never invokes
+    # the function inside SendMessage and the local runtime polls instead.
+    assert mapping["State"] == "Disabled"
+    assert mapping["BatchSize"] == 10
+    assert mapping.get("MaximumBatchingWindowInSeconds", 0) == 0  # moto omits a zero window
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+
+
+@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+def test_each_role_grants_named_actions_on_named_resources(deployed_stack: Any, function_key: str) -> None:
+    out = deployed_stack.outputs
+    iam = deployed_stack.client("iam")
+    function = deployed_stack.client("lambda").get_function(FunctionName=out["functions"][function_key])
+    role_name = function["Configuration"]["Role"].rsplit("/", 1)[-1]
+
+    policy_names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    assert len(policy_names) == 1
+    assert not iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
+    document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_names[0])["PolicyDocument"]
+    grants: dict[str, set[str]] = {}
+    for statement in _statements(document):
+        assert statement["Effect"] == "Allow"
+        actions = _as_list(statement["Action"])
+        resources = _as_list(statement["Resource"])
+        assert all("*" not in action for action in actions), statement
+        if "*" in resources:
+            # The one AWS service here without resource-level permissions.
+            assert set(actions) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, statement
+        for action in actions:
+            grants.setdefault(action, set()).update(resources)
+
+    landing_objects = f"arn:aws:s3:::{out['landing_bucket']}/*"
+    quarantine = f"arn:aws:s3:::{out['quarantine_bucket']}"
+    queue_arn = out["queues"][function_key]["arn"]
+    assert landing_objects in grants["s3:GetObject"]
+    assert landing_objects in grants["s3:GetObjectVersion"]
+    for action in (
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+    ):
+        assert grants[action] == {queue_arn}
+    assert grants["s3:PutObject"] >= {
+        f"{quarantine}/rejects/*",
+        f"{quarantine}/manifests/*",
+        f"{quarantine}/files/*",
+    }
+    assert f"{quarantine}/*" not in grants["s3:PutObject"]
+    assert grants["logs:PutLogEvents"] == {
+        f"arn:aws:logs:{out['region']}:{_account(deployed_stack)}:log-group:/aws/lambda/{out['functions'][function_key]}:*"
+    }
+    other_queue = next(q["arn"] for k, q in out["queues"].items() if k != function_key)
+    assert not any(other_queue in resources for resources in grants.values())
+
+    table_actions = {
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+    }
+    datalake_objects = f"arn:aws:s3:::{out['datalake_bucket']}/*"
+    if function_key == "datalake-loader":
+        assert datalake_objects in grants["s3:PutObject"]
+        assert grants["s3:AbortMultipartUpload"] == {datalake_objects}
+        assert grants["s3:ListMultipartUploadParts"] == {datalake_objects}
+        assert not table_actions & set(grants)
+    else:
+        assert datalake_objects not in grants["s3:PutObject"]
+        table_arn = out["table_arn"]
+        assert all(grants[action] == {table_arn} for action in table_actions)
+
+
+def test_buckets_are_versioned_encrypted_private_and_tls_only(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    s3 = deployed_stack.client("s3")
+    for bucket in (out["landing_bucket"], out["datalake_bucket"], out["quarantine_bucket"]):
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert len(block) == 4
+        assert all(block.values())
+        denies = [
+            s for s in _statements(s3.get_bucket_policy(Bucket=bucket)["Policy"]) if s["Effect"] == "Deny"
+        ]
+        assert any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+        lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        assert lifecycle[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+        assert lifecycle[0]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+
+    landing = s3.get_bucket_lifecycle_configuration(Bucket=out["landing_bucket"])["Rules"][0]
+    assert landing["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"}]
+    assert landing["Expiration"]["Days"] == 365
+
+
+def test_users_table_is_on_demand_with_email_index_and_recovery(deployed_stack: Any) -> None:
+    dynamodb = deployed_stack.client("dynamodb")
+    table = dynamodb.describe_table(TableName=deployed_stack.outputs["table_name"])["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "user_id", "KeyType": "HASH"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "email-index"
+    assert index["KeySchema"] == [{"AttributeName": "email", "KeyType": "HASH"}]
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+    # The embedded target turns deletion protection off so the throw-away stack can be destroyed.
+    assert table["DeletionProtectionEnabled"] is False
+    backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])[
+        "ContinuousBackupsDescription"
+    ]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_repositories_have_immutable_tags_and_scan_on_push(deployed_stack: Any) -> None:
+    ecr = deployed_stack.client("ecr")
+    for key in FUNCTION_KEYS:
+        (repository,) = ecr.describe_repositories(repositoryNames=[f"{PREFIX}-{key}"])["repositories"]
+        assert repository["imageTagMutability"] == "IMMUTABLE"
+        assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+        rules = json.loads(
+            ecr.get_lifecycle_policy(repositoryName=repository["repositoryName"])["lifecyclePolicyText"]
+        )
+        assert {"type": "expire"} in [rule["action"] for rule in rules["rules"]]
+
+
+def test_alarms_watch_function_errors_and_dead_letter_depth(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    alarms = deployed_stack.client("cloudwatch").describe_alarms(AlarmNamePrefix=PREFIX)["MetricAlarms"]
+    watched = {(a["Namespace"], a["MetricName"], a["Dimensions"][0]["Value"]) for a in alarms}
+    for key in FUNCTION_KEYS:
+        assert ("AWS/Lambda", "Errors", out["functions"][key]) in watched
+        dlq_name = out["queues"][key]["dlq_arn"].rsplit(":", 1)[-1]
+        assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq_name) in watched
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"function_settings": {"datalake-loader": {"batch_size": 50}, "database-loader": {}}},
+            "batch_size above 10 needs",
+        ),
+        (
+            {
+                "function_settings": {
+                    "datalake-loader": {"timeout": 120, "queue_visibility_timeout_seconds": 300},
+                    "database-loader": {},
+                }
+            },
+            "at least 6 x timeout",
+        ),
+        (
+            {"function_settings": {"datalake-loader": {"max_receive_count": 0}, "database-loader": {}}},
+            "max_receive_count",
+        ),
+        ({"function_settings": {"datalake-loader": {}}}, "exactly the keys"),
+        ({"lambda_architecture": "sparc"}, "x86_64 or arm64"),
+        ({"image_digests": {"datalake-loader": "sha256:abc"}}, "sha256:<64"),
+        ({"bucket_name_suffix": "Not_Valid"}, "bucket_name_suffix"),
+    ],
+)
+def test_wrong_values_are_refused_before_anything_is_deployed(
+    deployed_stack: Any, overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TerraformError) as refused:
+        deployed_stack.terraform.plan({**deployed_stack.variables, **overrides}, refresh=False)
+    assert message in " ".join(refused.value.output.split())
+
+
+def test_plan_right_after_apply_shows_no_changes(deployed_stack: Any) -> None:
+    terraform = deployed_stack.terraform
+    has_changes = terraform.plan(deployed_stack.variables)
+    assert not has_changes, f"terraform plan after apply wants changes:\n{terraform.last_output}"
+
+
+def test_repositories_can_be_created_before_anything_else(deployed_stack: Any, tmp_path: Path) -> None:
+    """A first deploy creates the repositories alone (`-target=module.ecr`), pushes the images, then applies
+    the rest: the repositories must not depend on any other resource."""
+    fresh = Terraform(
+        STACK_DIR,
+        data_dir=tmp_path / "data",
+        state=tmp_path / "terraform.tfstate",
+        env={**deployed_stack.env, "TF_CLI_ARGS_plan": "-target=module.ecr"},
+    )
+    fresh.init()
+    assert fresh.plan(deployed_stack.variables)
+    planned = re.findall(r"^  # (\S+) will be created$", fresh.last_output, flags=re.M)
+    assert planned
+    assert all(address.startswith("module.ecr[") for address in planned), planned
