@@ -1,0 +1,39 @@
+# Lambda images and deploys to AWS (images/README.md). The logic lives in scripts/deploy.py.
+#
+#   make images                     build both images for LAMBDA_ARCH (needs Docker with buildx)
+#   make deploy AWS_PROFILE=dev     first time: create the ECR repositories; then images, push, apply
+#   make plan AWS_PROFILE=dev       review what deploy would change
+#
+# One variable sets the architecture everywhere: docker --platform (x86_64 -> linux/amd64,
+# arm64 -> linux/arm64) and Terraform's lambda_architecture.
+LAMBDA_ARCH  ?= x86_64
+# Terraform addresses that create the ECR repositories, applied alone on the first deploy (before any push).
+ECR_TARGETS  ?= module.ecr
+# AUTO_APPROVE=1 applies without Terraform's confirmation prompt (for CI); otherwise Terraform asks.
+AUTO_APPROVE ?=
+LOCK_VENV    ?= .venv-lock
+
+DEPLOY := $(BIN)/python scripts/deploy.py --arch '$(LAMBDA_ARCH)' --tf-dir '$(TF_DIR)' \
+	--tf-init-flags '$(TF_INIT_FLAGS)' --region '$(AWS_REGION)' $(if $(AWS_PROFILE),--profile '$(AWS_PROFILE)') \
+	$(foreach target,$(ECR_TARGETS),--ecr-target '$(target)') $(if $(AUTO_APPROVE),--auto-approve)
+
+.PHONY: images push deploy plan lock
+images: ## build the Lambda images for LAMBDA_ARCH (x86_64|arm64), attestations off
+	$(DEPLOY) images
+
+push: ## log in to ECR and push each image under its content-hash tag (skips tags ECR already has)
+	$(DEPLOY) push
+
+deploy: ## deploy to AWS: ECR repos (first time), images, push, terraform apply with the pushed digests
+	$(DEPLOY) deploy
+
+plan: ## terraform plan against AWS with the digests of the current image content, for review
+	$(DEPLOY) plan
+
+$(LOCK_VENV)/bin/uv:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet -r requirements/lock.txt
+
+lock: $(LOCK_VENV)/bin/uv ## regenerate requirements/runtime.txt (hash-pinned image deps) from pyproject.toml
+	$(LOCK_VENV)/bin/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
+		--custom-compile-command 'make lock' --output-file requirements/runtime.txt

@@ -1,0 +1,204 @@
+"""Reproduce each Lambda image's install without Docker, following its Dockerfile.
+
+``reproduce_install`` reads the Dockerfile and replays it in a sandbox: context ``COPY``s copy from the
+repository (honouring .dockerignore), ``RUN`` lines run in ``/bin/sh`` with the stage's ``WORKDIR`` mapped
+into the sandbox and ``pip``/``python`` resolving to a Python 3.11 (the base image's version), and the final
+stage's ``COPY --from`` lands in a directory that stands for ``${LAMBDA_TASK_ROOT}``. Nothing is restated
+here: change the Dockerfile and the reproduction follows it.
+
+The build stage's result is cached for the session, keyed by its instructions and the content it copies,
+so the two images (whose build stages are the same) install once; pip may use its download cache (the
+Dockerfile's ``--mount=type=cache`` flag is what says so in the real build).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from imagefiles import (  # noqa: E402
+    Dockerfile,
+    DockerfileError,
+    DockerIgnore,
+    Instruction,
+    Stage,
+    context_files,
+    copy_of,
+    substitute,
+)
+
+LAMBDA_TASK_ROOT = "/var/task"  # set by the Lambda base image (ENV LAMBDA_TASK_ROOT)
+BUILD = {"BUILDARCH": "amd64", "BUILDOS": "linux", "BUILDPLATFORM": "linux/amd64"}
+
+
+def target(arch: str) -> dict[str, str]:
+    """BuildKit's automatic TARGET* build args for a docker architecture (amd64, arm64)."""
+    return {"TARGETARCH": arch, "TARGETOS": "linux", "TARGETPLATFORM": f"linux/{arch}"}
+
+
+def python311() -> str | None:
+    """An interpreter of the base image's Python version (3.11), with pip."""
+    if sys.version_info[:2] == (3, 11):
+        return sys.executable
+    return shutil.which("python3.11")
+
+
+@dataclass(frozen=True)
+class ImageInstall:
+    function: str
+    dockerfile: Dockerfile
+    task_root: Path
+    handler: str
+
+    def size_bytes(self, subdir: str | None = None) -> int:
+        base = self.task_root / subdir if subdir else self.task_root
+        return sum(
+            path.stat().st_size for path in base.rglob("*") if path.is_file() and not path.is_symlink()
+        )
+
+
+def host_path(sandbox: Path, container_path: PurePosixPath) -> Path:
+    return sandbox / container_path.relative_to("/")
+
+
+def _copy_into(source: Path, dest: Path, *, dest_is_dir: bool) -> None:
+    if source.is_dir():
+        shutil.copytree(source, dest, dirs_exist_ok=True, symlinks=True)
+    else:
+        target = dest / source.name if dest_is_dir else dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+class Replayer:
+    """Replays a Dockerfile's stages into sandboxes under ``workdir``."""
+
+    def __init__(self, workdir: Path, python: str, cache: dict[str, Path], arch: str = "amd64") -> None:
+        self.workdir = workdir
+        self.target = target(arch)
+        self.python = python
+        self.cache = cache
+        self.ignore = DockerIgnore.load(REPO)
+        shims = workdir / "shims"
+        shims.mkdir(parents=True, exist_ok=True)
+        for name, command in {
+            "pip": f'"{python}" -m pip',
+            "python": f'"{python}"',
+            "python3": f'"{python}"',
+        }.items():
+            shim = shims / name
+            shim.write_text(f'#!/bin/sh\nexec {command} "$@"\n', encoding="utf-8")
+            shim.chmod(0o755)
+        self.path = f"{shims}{os.pathsep}/usr/bin{os.pathsep}/bin"
+
+    def _stage_key(self, dockerfile: Dockerfile, stage: Stage) -> str:
+        digest = hashlib.sha256(f"{stage.base} {self.target}".encode())
+        for ins in stage.instructions:
+            digest.update(f"{ins.keyword} {sorted(ins.flags.items())} {ins.args}\n".encode())
+        for copy in dockerfile.copies(stage, {"LAMBDA_TASK_ROOT": LAMBDA_TASK_ROOT}):
+            if copy.from_stage is None:
+                for rel in context_files(REPO, list(copy.sources), self.ignore):
+                    digest.update(rel.encode() + hashlib.sha256((REPO / rel).read_bytes()).digest())
+            else:
+                digest.update(self.build(dockerfile, dockerfile.stage(copy.from_stage)).as_posix().encode())
+        return digest.hexdigest()[:20]
+
+    def build(self, dockerfile: Dockerfile, stage: Stage) -> Path:
+        """The sandbox standing for the stage's filesystem after its instructions ran (cached)."""
+        key = self._stage_key(dockerfile, stage)
+        if key not in self.cache:
+            sandbox = self.workdir / f"stage-{stage.name or 'final'}-{key}"
+            if sandbox.exists():
+                shutil.rmtree(sandbox)
+            sandbox.mkdir(parents=True)
+            _StageRun(self, dockerfile, sandbox).replay(stage)
+            self.cache[key] = sandbox
+        return self.cache[key]
+
+
+class _StageRun:
+    """One stage replayed into its sandbox: the instructions this project's Dockerfiles use, and no others."""
+
+    def __init__(self, replayer: Replayer, dockerfile: Dockerfile, sandbox: Path) -> None:
+        self.replayer = replayer
+        self.dockerfile = dockerfile
+        self.sandbox = sandbox
+        self.cwd = PurePosixPath("/")
+        self.values = {
+            **dockerfile.global_args,
+            "LAMBDA_TASK_ROOT": LAMBDA_TASK_ROOT,
+            **BUILD,
+            **replayer.target,
+        }
+        self.env = {
+            "PATH": replayer.path,
+            "HOME": os.environ.get("HOME", "/root"),
+            **replayer.target,
+            **BUILD,
+        }
+        for name in ("PIP_CERT", "PIP_FIND_LINKS", "PIP_DEFAULT_TIMEOUT", "SSL_CERT_FILE", "PIP_INDEX_URL"):
+            if name in os.environ:
+                self.env[name] = os.environ[name]
+
+    def replay(self, stage: Stage) -> None:
+        for ins in stage.instructions:
+            where = f"{self.dockerfile.path}:{ins.line}"
+            if ins.keyword == "WORKDIR":
+                self.cwd = self.cwd / substitute(ins.args.strip(), self.values)
+                host_path(self.sandbox, self.cwd).mkdir(parents=True, exist_ok=True)
+            elif ins.keyword == "COPY":
+                self.copy(ins)
+            elif ins.keyword == "RUN":
+                self.run(ins, where)
+            elif ins.keyword == "ARG":
+                name, _, default = ins.args.strip().partition("=")
+                self.values.setdefault(name, default)
+            elif ins.keyword == "ENV":
+                name, _, value = ins.args.strip().partition("=")
+                self.values[name] = self.env[name] = substitute(value, self.values)
+            elif ins.keyword not in {"CMD", "LABEL", "ENTRYPOINT"}:
+                raise DockerfileError(
+                    f"{where}: {ins.keyword} is not reproduced by this test; extend replay.py"
+                )
+
+    def copy(self, ins: Instruction) -> None:
+        copy = copy_of(ins, self.values)
+        dest = host_path(self.sandbox, self.cwd / copy.dest)
+        dest_is_dir = copy.dest.endswith("/") or len(copy.sources) > 1
+        for source in copy.sources:
+            if copy.from_stage is not None:
+                origin = self.replayer.build(self.dockerfile, self.dockerfile.stage(copy.from_stage))
+                _copy_into(host_path(origin, self.cwd / source), dest, dest_is_dir=dest_is_dir)
+            elif (REPO / source).is_file():
+                _copy_into(REPO / source, dest, dest_is_dir=dest_is_dir)
+            else:  # a context directory: its contents, less what .dockerignore keeps out of the context
+                for rel in context_files(REPO, [source], self.replayer.ignore):
+                    target = dest / Path(rel).relative_to(source)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(REPO / rel, target)
+
+    def run(self, ins: Instruction, where: str) -> None:
+        unsupported = set(ins.flags) - {"mount"}  # a cache mount changes nothing in the result
+        if unsupported:
+            raise DockerfileError(f"{where}: RUN flags {unsupported} are not reproduced by this test")
+        result = subprocess.run(
+            ["/bin/sh", "-c", ins.args],
+            cwd=host_path(self.sandbox, self.cwd),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"{where}: RUN failed ({result.returncode}):\n{result.stderr[-3000:]}")
+
+
+IMAGE_SIZES: dict[tuple[str, str], tuple[int, int]] = {}  # (function, arch) -> (task root, package) bytes
