@@ -30,7 +30,11 @@ PROBE = (
 def import_ms(module: str) -> float:
     env = {**os.environ, **ENV}
     out = subprocess.run(
-        [sys.executable, "-c", PROBE.format(module=module)], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE.format(module=module)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(out.stdout.strip())
 
