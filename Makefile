@@ -7,15 +7,17 @@ VENV          ?= .venv
 BIN           := $(VENV)/bin
 CHECKOV_VENV  ?= .venv-checkov
 # A directory laid out as a Terraform provider mirror (<host>/<namespace>/<type>/<version>/<os_arch>/...).
-# When set, `terraform init` installs providers only from it, so no registry is needed.
-TF_PLUGIN_MIRROR ?=
-export TF_PLUGIN_MIRROR
+# When set, `terraform init` installs providers only from it, so no registry is needed. Left unset, it is
+# looked up (scripts/provider-mirror) only if the public registry is unreachable, once, and only by the
+# targets that run Terraform. Set it empty to force the registry.
+TF_PLUGIN_MIRROR ?= $(eval TF_PLUGIN_MIRROR := $(shell scripts/provider-mirror))$(TF_PLUGIN_MIRROR)
+TF_ENV = TF_PLUGIN_MIRROR='$(TF_PLUGIN_MIRROR)'
 
 # Deploy settings (see README: "Deploying to AWS").
 AWS_PROFILE     ?=
 AWS_REGION      ?= us-east-1
 TF_DIR          := terraform
-TF_INIT_FLAGS   := -input=false $(if $(TF_PLUGIN_MIRROR),-plugin-dir=$(TF_PLUGIN_MIRROR))
+TF_INIT_FLAGS   = -input=false $(if $(TF_PLUGIN_MIRROR),-plugin-dir=$(TF_PLUGIN_MIRROR))
 
 .PHONY: help
 help: ## list the targets
@@ -35,8 +37,8 @@ $(CHECKOV_VENV)/bin/checkov:
 	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements/checkov.txt
 
 .PHONY: test
-test: setup $(CHECKOV_VENV)/bin/checkov ## run the whole test suite (unit, integration, terraform, e2e)
-	$(BIN)/pytest
+test: setup $(CHECKOV_VENV)/bin/checkov lint ## lint, then the whole test suite (unit, integration, terraform, images, e2e)
+	$(TF_ENV) $(BIN)/pytest
 
 .PHONY: test-fast
 test-fast: ## unit and integration tests only (no terraform)

@@ -13,7 +13,7 @@ ECR_TARGETS  ?= module.ecr
 AUTO_APPROVE ?=
 LOCK_VENV    ?= .venv-lock
 
-DEPLOY := $(BIN)/python scripts/deploy.py --arch '$(LAMBDA_ARCH)' --tf-dir '$(TF_DIR)' \
+DEPLOY = $(BIN)/python scripts/deploy.py --arch '$(LAMBDA_ARCH)' --tf-dir '$(TF_DIR)' \
 	--tf-init-flags '$(TF_INIT_FLAGS)' --region '$(AWS_REGION)' $(if $(AWS_PROFILE),--profile '$(AWS_PROFILE)') \
 	$(foreach target,$(ECR_TARGETS),--ecr-target '$(target)') $(if $(AUTO_APPROVE),--auto-approve)
 

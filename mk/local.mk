@@ -22,16 +22,16 @@ LOCALSTACK_ENV := AWS_ENDPOINT_URL=$(LOCALSTACK_URL) AWS_ENDPOINT_URL_S3=$(LOCAL
 
 .PHONY: demo local-up e2e-localstack localstack-down
 demo: setup ## run the pipeline end to end on an embedded emulator with the sample files, then summarise
-	$(BIN)/pipeline --state-dir $(LOCAL_STATE) demo
+	$(TF_ENV) $(BIN)/pipeline --state-dir $(LOCAL_STATE) demo
 
 local-up: setup ## start an embedded stack and keep it running (Ctrl-C stops it); prints how to reach it
-	$(BIN)/pipeline --state-dir $(LOCAL_STATE) local up
+	$(TF_ENV) $(BIN)/pipeline --state-dir $(LOCAL_STATE) local up
 
 e2e-localstack: setup ## end-to-end tests against LocalStack in docker compose (needs Docker and LOCALSTACK_AUTH_TOKEN)
 	@test -n "$$LOCALSTACK_AUTH_TOKEN" || { echo "LOCALSTACK_AUTH_TOKEN is not set: LocalStack images need it (docs/local.md)"; exit 2; }
 	$(COMPOSE) up -d --wait localstack
 	$(COMPOSE) --profile functions build
-	$(LOCALSTACK_ENV) $(BIN)/pipeline --state-dir $(LOCALSTACK_STATE) local deploy \
+	$(LOCALSTACK_ENV) $(TF_ENV) $(BIN)/pipeline --state-dir $(LOCALSTACK_STATE) local deploy \
 		$(if $(filter managed,$(LOCALSTACK_MODE)),--managed-polling)
 	$(if $(filter rie,$(LOCALSTACK_MODE)),$(COMPOSE) --profile functions up -d --wait datalake-loader database-loader)
 	$(LOCALSTACK_ENV) PIPELINE_E2E_OUTPUTS=$(LOCALSTACK_STATE)/outputs.json \

@@ -337,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
+    # Piped or in CI there is no terminal width to read; rich would assume 80 and fold the summary table.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     try:
         code: int = args.run(args, console)
     except (UsageError, NoSessionError, FileNotFoundError) as error:
