@@ -17,7 +17,7 @@ from urllib.parse import quote
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from pipeline.manifests import Manifest
+from pipeline.manifests import Manifest, describe
 from pipeline.objects import ObjectRef
 from pipeline.routing import Dataset
 from pipeline.sources import quoted
@@ -106,15 +106,5 @@ def copy_to_lake(
 def process(s3: S3Client, ref: ObjectRef, dataset: Dataset, lake_bucket: str) -> Manifest:
     """Copy one object version to the lake and describe what happened."""
     result = copy_to_lake(s3, ref, dataset, lake_bucket)
-    return Manifest(
-        stage="datalake",
-        status="loaded",
-        dataset=dataset.name,
-        source_bucket=ref.bucket,
-        source_key=ref.key,
-        source_version=ref.version_label,
-        source_etag=ref.etag,
-        event_time=ref.event_time_iso,
-        lake_key=result.lake_key,
-        lake_status=result.status,
-    )
+    outcome = {"lake_key": result.lake_key, "lake_status": result.status}
+    return describe("datalake", "loaded", dataset.name, ref, **outcome)

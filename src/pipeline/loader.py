@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipeline.database import TableWriter, WriteResult
-from pipeline.manifests import Manifest, Status
+from pipeline.manifests import Manifest, Status, describe
 from pipeline.objects import ObjectRef
 from pipeline.quarantine import RejectsWriter, quarantine_file
 from pipeline.readers import UnreadableFileError, detect_format
@@ -59,15 +59,11 @@ def load_file(
         body.close()
     rejects_key = rejects.upload(s3, quarantine_bucket)
     status: Status = "quarantined" if error else ("partial" if rejects.count else "loaded")
-    return Manifest(
-        stage="database",
-        status=status,
-        dataset=dataset.name,
-        source_bucket=ref.bucket,
-        source_key=ref.key,
-        source_version=ref.version_label,
-        source_etag=ref.etag,
-        event_time=ref.event_time_iso,
+    return describe(
+        "database",
+        status,
+        dataset.name,
+        ref,
         records_read=read,
         records_loaded=written.written,
         records_superseded=written.superseded,

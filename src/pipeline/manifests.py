@@ -12,7 +12,7 @@ Layout of the quarantine bucket (one place to look when something went wrong):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -59,6 +59,21 @@ class Manifest(BaseModel):
     quarantined_file_key: str | None = None
     error: str | None = None
     first_errors: list[RecordError] = Field(default_factory=list)
+
+
+def describe(stage: Stage, status: Status, dataset: str, ref: ObjectRef, **outcome: Any) -> Manifest:
+    """A manifest for ``ref``'s file version, its source fields filled in from the reference."""
+    return Manifest(
+        stage=stage,
+        status=status,
+        dataset=dataset,
+        source_bucket=ref.bucket,
+        source_key=ref.key,
+        source_version=ref.version_label,
+        source_etag=ref.etag,
+        event_time=ref.event_time_iso,
+        **outcome,
+    )
 
 
 def _suffix(ref: ObjectRef) -> str:
