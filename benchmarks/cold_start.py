@@ -29,6 +29,8 @@ PROBE = (
 
 def import_ms(module: str) -> float:
     env = {**os.environ, **ENV}
+    # The images ship byte-compiled code; let the warm-up run write .pyc files as the image build does.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     out = subprocess.run(
         [sys.executable, "-c", PROBE.format(module=module)],
         env=env,

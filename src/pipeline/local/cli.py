@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Piped or in CI there is no terminal width to read; rich would assume 80 and fold the summary table.
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = Console() if sys.stdout.isatty() else Console(width=160, soft_wrap=True)
     try:
         code: int = args.run(args, console)
     except (UsageError, NoSessionError, FileNotFoundError) as error:
