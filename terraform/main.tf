@@ -52,13 +52,12 @@ locals {
         {
           sid = "WriteDatalakeObjects"
           # Server-side copy into the lake: CopyObject, or a multipart copy (UploadPartCopy) above 5 GB, which
-          # also needs to abort and list the parts of its own uploads. PutObjectTagging: CopyObject carries the
-          # source's tags over by default.
+          # also needs to abort its own uploads on failure. PutObjectTagging: CopyObject carries the source's
+          # tags over by default.
           actions = [
             "s3:PutObject",
             "s3:PutObjectTagging",
             "s3:AbortMultipartUpload",
-            "s3:ListMultipartUploadParts",
           ]
           resources = [module.bucket["datalake"].objects_arn]
         },
@@ -87,8 +86,9 @@ locals {
       }
       statements = concat(local.common_statements, [
         {
-          sid       = "WriteUsersTable"
-          actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:BatchGetItem", "dynamodb:GetItem"]
+          sid = "WriteUsersTable"
+          # BatchGetItem reads what the table holds; BatchWriteItem writes new keys, PutItem conditional updates.
+          actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"]
           resources = [module.table.arn]
         },
       ])
@@ -107,6 +107,13 @@ locals {
           "s3:GetObjectVersionTagging",
         ]
         resources = [module.bucket["landing"].objects_arn]
+      },
+      {
+        sid = "ListLandingVersions"
+        # Version pinning (pipeline.sources.pin_version): an event without versionId whose object was
+        # overwritten since is resolved by ListObjectVersions on the key, to read the version it announced.
+        actions   = ["s3:ListBucketVersions"]
+        resources = [module.bucket["landing"].arn]
       },
       {
         sid     = "WriteQuarantine"
