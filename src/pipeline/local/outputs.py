@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.local.emulator import EMULATOR_CREDENTIALS
+from pipeline.local.emulator import Emulator
 
 DEFAULT_STATE_DIR = Path(".local")
 SESSION_FILE = "session.json"
@@ -79,13 +79,10 @@ class Session:
     pid: int
 
     def environment(self) -> dict[str, str]:
-        """Variables that aim the ``aws`` CLI, boto3 and Terraform at this stack."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_REGION": self.region,
-            "AWS_DEFAULT_REGION": self.region,
-            **EMULATOR_CREDENTIALS,
-        }
+        """Variables that aim the ``aws`` CLI, boto3 and Terraform at this stack, ready to export."""
+        # The emulator's "unset" markers (empty values) are left out: exported, they would name a profile.
+        variables = Emulator(self.endpoint_url, self.region).environment()
+        return {name: value for name, value in variables.items() if value}
 
     def save(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)
