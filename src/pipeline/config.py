@@ -39,6 +39,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, maximum: int)
     return int(raw)
 
 
+_TRUE, _FALSE = {"1", "true", "yes"}, {"", "0", "false", "no"}
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise ConfigError(f"environment variable {name}={raw!r} must be true or false")
+    return raw in _TRUE
+
+
 @dataclass(frozen=True, slots=True)
 class DatalakeSettings:
     datalake_bucket: str
@@ -61,6 +71,7 @@ class DatabaseSettings:
     tables: Mapping[str, str]  # dataset name -> DynamoDB table name
     batch_size: int = 1000
     write_threads: int = 4
+    strict_ordering: bool = False
 
     @classmethod
     def from_env(
@@ -79,4 +90,5 @@ class DatabaseSettings:
             tables=tables,
             batch_size=_positive_int(env, "PIPELINE_BATCH_SIZE", 1000, 100_000),
             write_threads=_positive_int(env, "PIPELINE_WRITE_THREADS", 4, 32),
+            strict_ordering=_flag(env, "PIPELINE_STRICT_ORDERING"),
         )

@@ -37,6 +37,14 @@ def test_database_settings_need_the_table() -> None:
         DatabaseSettings.from_env(DATASETS, {"PIPELINE_QUARANTINE_BUCKET": "p-dev-quarantine"})
 
 
+def test_strict_ordering_is_a_checked_flag() -> None:
+    env = {"PIPELINE_USERS_TABLE": "p-dev-users", "PIPELINE_QUARANTINE_BUCKET": "p-dev-quarantine"}
+    assert not DatabaseSettings.from_env(DATASETS, env).strict_ordering
+    assert DatabaseSettings.from_env(DATASETS, {**env, "PIPELINE_STRICT_ORDERING": "True"}).strict_ordering
+    with pytest.raises(ConfigError, match="PIPELINE_STRICT_ORDERING='maybe' must be true or false"):
+        DatabaseSettings.from_env(DATASETS, {**env, "PIPELINE_STRICT_ORDERING": "maybe"})
+
+
 def test_numeric_tuning_variables_are_checked() -> None:
     env = {
         "PIPELINE_USERS_TABLE": "p-dev-users",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -26,7 +25,6 @@ settings = DatabaseSettings.from_env(DATASETS)
 s3 = clients.s3()
 dynamodb = clients.dynamodb()
 processor = BatchProcessor(event_type=EventType.SQS)
-STRICT_ORDERING = os.environ.get("PIPELINE_STRICT_ORDERING", "").lower() in {"1", "true", "yes"}
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -41,7 +39,7 @@ def record_handler(record: SQSRecord) -> None:
                 table=settings.tables[dataset.name],
                 key_field=dataset.key_field,
                 threads=settings.write_threads,
-                strict_ordering=STRICT_ORDERING,
+                strict_ordering=settings.strict_ordering,
             )
             manifest = load_file(
                 s3,
