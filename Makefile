@@ -8,9 +8,9 @@ BIN           := $(VENV)/bin
 CHECKOV_VENV  ?= .venv-checkov
 # A directory laid out as a Terraform provider mirror (<host>/<namespace>/<type>/<version>/<os_arch>/...).
 # When set, `terraform init` installs providers only from it, so no registry is needed. Left unset, it is
-# looked up (scripts/provider-mirror) only if the public registry is unreachable, once, and only by the
+# looked up (mk/provider-mirror) only if the public registry is unreachable, once, and only by the
 # targets that run Terraform. Set it empty to force the registry.
-TF_PLUGIN_MIRROR ?= $(eval TF_PLUGIN_MIRROR := $(shell scripts/provider-mirror))$(TF_PLUGIN_MIRROR)
+TF_PLUGIN_MIRROR ?= $(eval TF_PLUGIN_MIRROR := $(shell mk/provider-mirror))$(TF_PLUGIN_MIRROR)
 TF_ENV = TF_PLUGIN_MIRROR='$(TF_PLUGIN_MIRROR)'
 
 # Deploy settings (see README: "Deploying to AWS").
@@ -28,7 +28,10 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 .PHONY: setup
-setup: $(BIN)/python ## create .venv and install the package with its dev tools
+setup: $(BIN)/python ## create .venv: the runtime package, its test tools, and the dev toolkit (toolkit/)
+	# The toolkit first: it depends on the runtime package of this checkout, which the second step then
+	# installs editable (in the other order pip would replace the editable install with a copy).
+	$(BIN)/pip install --quiet -e ./toolkit
 	$(BIN)/pip install --quiet -e '.[dev]'
 
 $(CHECKOV_VENV)/bin/checkov:

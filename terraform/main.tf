@@ -14,10 +14,14 @@ locals {
   name_suffix = var.bucket_name_suffix == "" ? "" : "-${var.bucket_name_suffix}"
   account_id  = data.aws_caller_identity.current.account_id
 
-  # The function keys on their own: what depends only on them (the repositories) must not depend on the
-  # buckets and table that local.functions mentions, so `terraform apply -target=module.ecr` creates only
-  # the repositories (the first step of a deploy, before any image is pushed).
-  function_keys = toset(["datalake-loader", "database-loader"])
+  # The one list of functions (functions.json, read by the Python toolkit and tests too): key -> handler,
+  # trigger, environment (symbolic references, resolved below) and grants (named statement groups, below).
+  # Adding a function is one entry there plus its handler module.
+  function_list = jsondecode(file("${path.module}/functions.json"))
+  # The keys alone: what depends only on them (the repositories) must not depend on the buckets and table that
+  # local.functions mentions, so `terraform apply -target=module.ecr` creates only the repositories (the first
+  # step of a deploy, before any image is pushed).
+  function_keys = toset(keys(local.function_list))
 
   buckets = {
     # Raw files as they arrived, versioned; they age out once the data lake holds their data.
@@ -37,66 +41,18 @@ locals {
     }
   }
 
-  # The functions (keyed as local.function_keys): handler, environment and the permissions each needs beyond
-  # consuming its own queue.
-  functions = {
-    "datalake-loader" = {
-      command = ["pipeline.handlers.datalake.handler"]
-      environment = {
-        PIPELINE_DATALAKE_BUCKET   = module.bucket["datalake"].name
-        PIPELINE_QUARANTINE_BUCKET = module.bucket["quarantine"].name
-        POWERTOOLS_SERVICE_NAME    = "datalake-loader"
-        POWERTOOLS_LOG_LEVEL       = var.log_level
-      }
-      statements = concat(local.common_statements, [
-        {
-          sid = "WriteDatalakeObjects"
-          # Server-side copy into the lake: CopyObject, or a multipart copy (UploadPartCopy) above 5 GB, which
-          # also needs to abort its own uploads on failure. PutObjectTagging: CopyObject carries the source's
-          # tags over by default.
-          actions = [
-            "s3:PutObject",
-            "s3:PutObjectTagging",
-            "s3:AbortMultipartUpload",
-          ]
-          resources = [module.bucket["datalake"].objects_arn]
-        },
-        {
-          sid = "ReadDatalakeLineage"
-          # HeadObject on the destination: its lineage metadata makes a replay a no-op and stops an older
-          # version overwriting a newer one.
-          actions   = ["s3:GetObject"]
-          resources = [module.bucket["datalake"].objects_arn]
-        },
-        {
-          sid = "ListDatalake"
-          # Without ListBucket, S3 answers HeadObject on a key that does not exist yet with 403, not 404.
-          actions   = ["s3:ListBucket"]
-          resources = [module.bucket["datalake"].arn]
-        },
-      ])
-    }
-    "database-loader" = {
-      command = ["pipeline.handlers.database.handler"]
-      environment = {
-        PIPELINE_USERS_TABLE       = module.table.name
-        PIPELINE_QUARANTINE_BUCKET = module.bucket["quarantine"].name
-        POWERTOOLS_SERVICE_NAME    = "database-loader"
-        POWERTOOLS_LOG_LEVEL       = var.log_level
-      }
-      statements = concat(local.common_statements, [
-        {
-          sid = "WriteUsersTable"
-          # BatchGetItem reads what the table holds; BatchWriteItem writes new keys, PutItem conditional updates.
-          actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"]
-          resources = [module.table.arn]
-        },
-      ])
-    }
+  # What a function's environment may name in functions.json ("bucket.datalake", ...).
+  references = {
+    "bucket.landing"    = module.bucket["landing"].name
+    "bucket.datalake"   = module.bucket["datalake"].name
+    "bucket.quarantine" = module.bucket["quarantine"].name
+    "table.users"       = module.table.name
   }
 
-  common_statements = concat(
-    [
+  # The statement groups a function may be granted in functions.json, beyond consuming its own queue. Each is
+  # scoped to the resources it names; the IAM behaviour test proves every function uses what it is granted.
+  grants = {
+    "read-landing" = [
       {
         sid = "ReadLandingObjects"
         # Any version of a landing object, with its tags (a copy carries them over).
@@ -115,6 +71,42 @@ locals {
         actions   = ["s3:ListBucketVersions"]
         resources = [module.bucket["landing"].arn]
       },
+    ]
+    "write-datalake" = [
+      {
+        sid = "WriteDatalakeObjects"
+        # Server-side copy into the lake: CopyObject, or a multipart copy (UploadPartCopy) above 5 GB, which
+        # also needs to abort its own uploads on failure. PutObjectTagging: CopyObject carries the source's
+        # tags over by default.
+        actions = [
+          "s3:PutObject",
+          "s3:PutObjectTagging",
+          "s3:AbortMultipartUpload",
+        ]
+        resources = [module.bucket["datalake"].objects_arn]
+      },
+      {
+        sid = "ReadDatalakeLineage"
+        # HeadObject on the destination: its lineage metadata makes a replay a no-op and stops an older
+        # version overwriting a newer one.
+        actions   = ["s3:GetObject"]
+        resources = [module.bucket["datalake"].objects_arn]
+      },
+      {
+        sid = "ListDatalake"
+        # Without ListBucket, S3 answers HeadObject on a key that does not exist yet with 403, not 404.
+        actions   = ["s3:ListBucket"]
+        resources = [module.bucket["datalake"].arn]
+      },
+    ]
+    "write-manifests" = [
+      {
+        sid       = "WriteManifests"
+        actions   = ["s3:PutObject", "s3:PutObjectTagging"]
+        resources = ["${module.bucket["quarantine"].arn}/manifests/*"]
+      },
+    ]
+    "write-quarantine" = [
       {
         sid     = "WriteQuarantine"
         actions = ["s3:PutObject", "s3:PutObjectTagging"]
@@ -124,20 +116,61 @@ locals {
           "${module.bucket["quarantine"].arn}/files/*",
         ]
       },
-    ],
-    var.kms_key_arn == null ? [] : [
+    ]
+    "write-users-table" = [
       {
-        sid = "EncryptWithPipelineKey"
-        # SSE-KMS writes need a data key; reading SSE-KMS objects and queue messages needs kms:Decrypt (granted by
-        # the function module when a key is set).
-        actions   = ["kms:GenerateDataKey"]
-        resources = [var.kms_key_arn]
+        sid = "WriteUsersTable"
+        # BatchGetItem reads what the table holds; BatchWriteItem writes new keys, PutItem conditional updates.
+        actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"]
+        resources = [module.table.arn]
       },
-    ],
-  )
+    ]
+  }
+
+  kms_statements = var.kms_key_arn == null ? [] : [
+    {
+      sid = "EncryptWithPipelineKey"
+      # SSE-KMS writes need a data key; reading SSE-KMS objects and queue messages needs kms:Decrypt (granted by
+      # the function module when a key is set).
+      actions   = ["kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    },
+  ]
+
+  functions = {
+    for key, f in local.function_list : key => {
+      command = [f.handler]
+      environment = merge(
+        { for name, ref in f.environment : name => local.references[ref] },
+        {
+          POWERTOOLS_SERVICE_NAME = key
+          POWERTOOLS_LOG_LEVEL    = var.log_level
+        },
+      )
+      statements = concat(flatten([for grant in f.grants : local.grants[grant]]), local.kms_statements)
+    }
+  }
+
+  # Sizing per function: the module defaults, then the list's settings, then var.function_settings.
+  default_settings = {
+    memory_size                        = 512
+    timeout                            = 60
+    batch_size                         = 10
+    maximum_batching_window_in_seconds = 0
+    maximum_concurrency                = 5
+    queue_visibility_timeout_seconds   = null
+    max_receive_count                  = 5
+  }
+  merged_settings = {
+    for key, f in local.function_list : key => merge(
+      local.default_settings,
+      try(f.settings, {}),
+      { for name, value in try(var.function_settings[key], {}) : name => value if value != null },
+    )
+  }
 
   settings = {
-    for key, s in var.function_settings : key => merge(s, {
+    for key, s in local.merged_settings : key => merge(s, {
       queue_visibility_timeout_seconds = coalesce(s.queue_visibility_timeout_seconds, 6 * s.timeout + s.maximum_batching_window_in_seconds)
     })
   }

@@ -64,13 +64,13 @@ variable "image_tag" {
 }
 
 variable "image_digests" {
-  description = "Image digest per function key (datalake-loader, database-loader), e.g. \"sha256:...\". A function with a digest runs `<repository_url>@<digest>` (pinned, reproducible); one without runs `<repository_url>:<image_tag>`."
+  description = "Image digest per function key (the keys of functions.json), e.g. \"sha256:...\". A function with a digest runs `<repository_url>@<digest>` (pinned, reproducible); one without runs `<repository_url>:<image_tag>`."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = alltrue([for k in keys(var.image_digests) : contains(["datalake-loader", "database-loader"], k)])
-    error_message = "image_digests keys must be function keys: datalake-loader, database-loader."
+    condition     = alltrue([for k in keys(var.image_digests) : contains(keys(jsondecode(file("${path.module}/functions.json"))), k)])
+    error_message = "image_digests keys must be function keys, as listed in terraform/functions.json."
   }
 
   validation {
@@ -92,73 +92,61 @@ variable "lambda_architecture" {
 
 variable "function_settings" {
   description = <<-EOT
-    Sizing and SQS polling per function key. Both keys must be present; `{}` keeps a function's defaults.
+    Sizing and SQS polling per function key (the keys of functions.json); a function left out, or a field left
+    null, keeps the settings functions.json gives it, else these defaults:
     - memory_size (MB, 128-10240, default 512) and timeout (s, 1-900, default 60)
     - batch_size: messages per invocation (1-10000, default 10; above 10 needs a batching window)
     - maximum_batching_window_in_seconds: 0-300, default 0
     - maximum_concurrency: most concurrent invocations the queue drives (2-1000, default 5)
     - queue_visibility_timeout_seconds: null (default) = 6 x timeout + batching window, the AWS recommendation;
-      a value must be at least that, and at most 43200
+      a value must be at least that, and at most 43200 (checked by the function module)
     - max_receive_count: receives before a message is dead-lettered (1-1000, default 5)
   EOT
   type = map(object({
-    memory_size                        = optional(number, 512)
-    timeout                            = optional(number, 60)
-    batch_size                         = optional(number, 10)
-    maximum_batching_window_in_seconds = optional(number, 0)
-    maximum_concurrency                = optional(number, 5)
+    memory_size                        = optional(number)
+    timeout                            = optional(number)
+    batch_size                         = optional(number)
+    maximum_batching_window_in_seconds = optional(number)
+    maximum_concurrency                = optional(number)
     queue_visibility_timeout_seconds   = optional(number)
-    max_receive_count                  = optional(number, 5)
+    max_receive_count                  = optional(number)
   }))
-  default = {
-    "datalake-loader" = {}
-    "database-loader" = {}
-  }
+  default = {}
 
   validation {
-    condition     = length(var.function_settings) == 2 && alltrue([for k in ["datalake-loader", "database-loader"] : contains(keys(var.function_settings), k)])
-    error_message = "function_settings must have exactly the keys datalake-loader and database-loader (use {} to keep a function's defaults)."
+    condition     = alltrue([for k in keys(var.function_settings) : contains(keys(jsondecode(file("${path.module}/functions.json"))), k)])
+    error_message = "function_settings keys must be function keys, as listed in terraform/functions.json."
   }
 
   validation {
     condition = alltrue([for s in values(var.function_settings) :
-      s.memory_size >= 128 && s.memory_size <= 10240 && floor(s.memory_size) == s.memory_size &&
-      s.timeout >= 1 && s.timeout <= 900 && floor(s.timeout) == s.timeout
+      (s.memory_size == null || try(s.memory_size >= 128 && s.memory_size <= 10240 && floor(s.memory_size) == s.memory_size, false)) &&
+      (s.timeout == null || try(s.timeout >= 1 && s.timeout <= 900 && floor(s.timeout) == s.timeout, false))
     ])
     error_message = "memory_size must be a whole number between 128 and 10240 MB; timeout a whole number between 1 and 900 s."
   }
 
   validation {
     condition = alltrue([for s in values(var.function_settings) :
-      s.batch_size >= 1 && s.batch_size <= 10000 && floor(s.batch_size) == s.batch_size &&
-      s.maximum_batching_window_in_seconds >= 0 && s.maximum_batching_window_in_seconds <= 300 &&
-      floor(s.maximum_batching_window_in_seconds) == s.maximum_batching_window_in_seconds
+      (s.batch_size == null || try(s.batch_size >= 1 && s.batch_size <= 10000 && floor(s.batch_size) == s.batch_size, false)) &&
+      (s.maximum_batching_window_in_seconds == null || try(s.maximum_batching_window_in_seconds >= 0 && s.maximum_batching_window_in_seconds <= 300 &&
+      floor(s.maximum_batching_window_in_seconds) == s.maximum_batching_window_in_seconds, false))
     ])
     error_message = "batch_size must be a whole number between 1 and 10000; maximum_batching_window_in_seconds between 0 and 300."
   }
 
   validation {
-    condition     = alltrue([for s in values(var.function_settings) : s.batch_size <= 10 || s.maximum_batching_window_in_seconds >= 1])
+    condition     = alltrue([for s in values(var.function_settings) : s.batch_size == null || try(s.batch_size <= 10 || s.maximum_batching_window_in_seconds >= 1, false)])
     error_message = "A batch_size above 10 needs maximum_batching_window_in_seconds of at least 1."
   }
 
   validation {
-    condition     = alltrue([for s in values(var.function_settings) : s.maximum_concurrency >= 2 && s.maximum_concurrency <= 1000 && floor(s.maximum_concurrency) == s.maximum_concurrency])
+    condition     = alltrue([for s in values(var.function_settings) : s.maximum_concurrency == null || try(s.maximum_concurrency >= 2 && s.maximum_concurrency <= 1000 && floor(s.maximum_concurrency) == s.maximum_concurrency, false)])
     error_message = "maximum_concurrency must be a whole number between 2 and 1000."
   }
 
   validation {
-    condition = alltrue([for s in values(var.function_settings) :
-      s.queue_visibility_timeout_seconds == null || try(
-        s.queue_visibility_timeout_seconds >= 6 * s.timeout + s.maximum_batching_window_in_seconds &&
-        s.queue_visibility_timeout_seconds <= 43200,
-      false)
-    ])
-    error_message = "queue_visibility_timeout_seconds must be at least 6 x timeout + maximum_batching_window_in_seconds (so a message is not redelivered while its batch is still being retried) and at most 43200."
-  }
-
-  validation {
-    condition     = alltrue([for s in values(var.function_settings) : s.max_receive_count >= 1 && s.max_receive_count <= 1000 && floor(s.max_receive_count) == s.max_receive_count])
+    condition     = alltrue([for s in values(var.function_settings) : s.max_receive_count == null || try(s.max_receive_count >= 1 && s.max_receive_count <= 1000 && floor(s.max_receive_count) == s.max_receive_count, false)])
     error_message = "max_receive_count must be a whole number between 1 and 1000."
   }
 }

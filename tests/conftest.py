@@ -5,11 +5,11 @@
     stopped at the end. Use ``emulator.environment()`` to aim boto3, Terraform or a subprocess at it. This
     process's environment is NOT changed (unit tests that use ``moto.mock_aws`` must not see an endpoint
     URL); wrap code that reads the environment in
-    ``pipeline.local.emulator.patched_environ(emulator.environment())``.
+    ``pipeline_toolkit.emulator.patched_environ(emulator.environment())``.
 
 ``deployed_stack``
     The root Terraform stack (``terraform/``) applied ONCE per session to that emulator with the
-    embedded-target variables (``pipeline.local.terraform.EMBEDDED_VARIABLES``: the SQS event source mappings
+    embedded-target variables (``EMBEDDED_VARIABLES`` of ``pipeline_toolkit.terraform``: the SQS mappings
     are created disabled, so the project's local runtime does the polling) and ``environment = "test"``, so
     its resources are named ``pipeline-test-...`` (read names from the outputs, never guess them). It yields
     a :class:`DeployedStack`: the Terraform outputs, the environment, and a ``client(service)`` helper for
@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,10 +32,15 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.local import emulator as emulator_module
-from pipeline.local import moto_compat
-from pipeline.local.emulator import Emulator
-from pipeline.local.terraform import EMBEDDED_VARIABLES, STACK_DIR, Terraform, find_binary
+from pipeline_toolkit import emulator as emulator_module
+from pipeline_toolkit import moto_compat
+from pipeline_toolkit.emulator import Emulator
+from pipeline_toolkit.project import PROJECT_DIR_ENV, stack_dir
+from pipeline_toolkit.terraform import EMBEDDED_VARIABLES, Terraform, find_binary
+
+#: The checkout under test: the toolkit finds its Terraform and samples here, whatever the working directory.
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault(PROJECT_DIR_ENV, str(REPO))
 
 #: The ``environment`` variable of the session's stack: its resources are named ``pipeline-test-...``.
 SESSION_ENVIRONMENT = "test"
@@ -89,11 +95,11 @@ class DeployedStack:
 def deployed_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> DeployedStack:
     """The root stack applied once per session to the emulator (see the module docstring)."""
     if find_binary() is None:
-        pytest.skip("the terraform binary is not on PATH (install Terraform >= 1.6 to run the stack tests)")
+        pytest.skip("the terraform binary is not on PATH (install Terraform >= 1.9 to run the stack tests)")
     workspace: Path = tmp_path_factory.mktemp("terraform")
     env = emulator.environment()
     terraform = Terraform(
-        STACK_DIR,
+        stack_dir(),
         data_dir=workspace / "data",
         state=workspace / "terraform.tfstate",
         env=env,

@@ -1,3 +1,3 @@
-"""The serverless data pipeline's shared package: events, routing, readers, validation, loaders, handlers."""
+"""The serverless data pipeline's shared package: events, datasets, readers, validation, loaders, handlers."""
 
 __version__ = "0.1.0"

@@ -17,9 +17,9 @@ from urllib.parse import quote
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from pipeline.datasets import Dataset
 from pipeline.manifests import Manifest, describe
 from pipeline.objects import ObjectRef
-from pipeline.routing import Dataset
 from pipeline.sources import quoted
 
 if TYPE_CHECKING:
@@ -49,14 +49,10 @@ def _ascii(value: str) -> str:
 
 
 def lineage_metadata(ref: ObjectRef) -> dict[str, str]:
-    return {
-        "source-bucket": ref.bucket,
-        "source-key": _ascii(ref.key),
-        "source-version": ref.version_label,
-        "source-etag": ref.etag or "",
-        "source-event-time": ref.event_time_iso,
-        "source-order": _ascii(ref.order_token),
-    }
+    """The lineage as S3 user metadata: dashed names, ASCII values, and the source ETag."""
+    metadata = {name.replace("_", "-"): _ascii(value) for name, value in ref.lineage().items()}
+    metadata["source-etag"] = ref.etag or ""
+    return metadata
 
 
 def transfer_config(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pipeline.database import TableWriter, WriteResult
+from pipeline.datasets import Dataset
 from pipeline.manifests import Manifest, Status, describe
 from pipeline.objects import ObjectRef
 from pipeline.quarantine import RejectsWriter, quarantine_file
 from pipeline.readers import UnreadableFileError, detect_format
-from pipeline.routing import Dataset
 from pipeline.sources import open_source
 from pipeline.validation import iter_validated_batches
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+LINEAGE_FIELDS = ("source_bucket", "source_key", "source_version", "source_event_time", "source_order")
+"""The names :meth:`ObjectRef.lineage` returns, in that order."""
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
@@ -33,6 +36,19 @@ class ObjectRef:
     def event_time_iso(self) -> str:
         """Event time in a fixed-width UTC form, so that string order is time order."""
         return self.event_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def lineage(self) -> dict[str, str]:
+        """Where a record, a reject or a lake copy came from: the one definition every writer records.
+
+        Table items carry these as attributes, rejects and manifests as fields, lake copies as S3 metadata.
+        """
+        return {
+            "source_bucket": self.bucket,
+            "source_key": self.key,
+            "source_version": self.version_label,
+            "source_event_time": self.event_time_iso,
+            "source_order": self.order_token,
+        }
 
     @property
     def order_token(self) -> str:

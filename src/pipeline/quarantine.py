@@ -24,6 +24,7 @@ class RejectsWriter:
 
     def __init__(self, ref: ObjectRef) -> None:
         self._ref = ref
+        self._lineage = ref.lineage()
         # Closed by upload(), which the loader always calls once the file is done.
         self._spool: SpooledTemporaryFile[bytes] = SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         self.count = 0
@@ -34,9 +35,7 @@ class RejectsWriter:
         if len(self.first_errors) < MAX_ERRORS_IN_MANIFEST:
             self.first_errors.append(RecordError(line=rejection.line, reasons=list(rejection.reasons)))
         entry: dict[str, Any] = {
-            "source_bucket": self._ref.bucket,
-            "source_key": self._ref.key,
-            "source_version": self._ref.version_label,
+            **self._lineage,
             "line": rejection.line,
             "reasons": rejection.reasons,
             "record": rejection.record,

@@ -27,20 +27,14 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import orjson
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from pipeline.objects import ObjectRef
+from pipeline.objects import LINEAGE_FIELDS, ObjectRef
 from pipeline.readers import Format, MalformedRow, Readable, Row, UnreadableFileError, iter_rows
 
 Item = dict[str, dict[str, str]]
 """A DynamoDB item in the low-level attribute-value form BatchWriteItem takes."""
 
-LINEAGE_ATTRIBUTES = (
-    "source_bucket",
-    "source_key",
-    "source_version",
-    "line",
-    "source_event_time",
-    "source_order",
-)
+LINEAGE_ATTRIBUTES = (*LINEAGE_FIELDS, "line")
+"""Attributes every item carries besides its schema's fields: the file version's lineage and the line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +93,7 @@ def iter_validated_batches(
     prepare = _PREPARE[fmt]
     # Built once per file and shared by its items (one dict per attribute, not per item, saves the
     # allocator and the garbage collector a lot of work): treat items as read-only.
-    lineage: Item = {
-        "source_bucket": {"S": ref.bucket},
-        "source_key": {"S": ref.key},
-        "source_version": {"S": ref.version_label},
-        "source_event_time": {"S": ref.event_time_iso},
-        "source_order": {"S": ref.order_token},
-    }
+    lineage: Item = {name: {"S": value} for name, value in ref.lineage().items()}
     while True:
         with _gc_paused():
             batch = list(islice(rows, batch_size))

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from tests.e2e.support import Pipeline
 
-from pipeline.local import moto_compat
-from pipeline.local.clients import Clients
-from pipeline.local.outputs import StackOutputs
-from pipeline.local.runtime import LocalRuntime
+from pipeline_toolkit import moto_compat
+from pipeline_toolkit.clients import Clients
+from pipeline_toolkit.outputs import StackOutputs
+from pipeline_toolkit.runtime import LocalRuntime
 
 # A failed message normally comes back after the queue's visibility timeout (6 x the function timeout: minutes
 # with the stack's defaults). The runtime retries sooner when the queue's timeout is longer than this, so the

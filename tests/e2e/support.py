@@ -11,9 +11,9 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from pipeline.local.clients import Clients
-from pipeline.local.outputs import StackOutputs
-from pipeline.local.report import FileStatus, wait_until_settled
+from pipeline_toolkit.clients import Clients
+from pipeline_toolkit.outputs import StackOutputs
+from pipeline_toolkit.report import FileStatus, wait_until_settled
 
 PROCESS_TIMEOUT_SECONDS = 180.0
 _deserializer = TypeDeserializer()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.local.terraform import find_binary
+from pipeline_toolkit.terraform import find_binary
 
 pytestmark = [
     pytest.mark.e2e,
@@ -25,7 +25,7 @@ def test_the_demo_processes_every_sample_and_summarises(tmp_path: Path, figures:
     state_dir = tmp_path / "state"
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.local.cli", "--state-dir", str(state_dir), "demo"],
+        [sys.executable, "-m", "pipeline_toolkit.cli", "--state-dir", str(state_dir), "demo"],
         capture_output=True,
         text=True,
         timeout=600,

@@ -236,7 +236,7 @@ def test_deploy_lists_every_missing_prerequisite(tmp_path: Path) -> None:
 
 
 def test_named_profile_is_used_for_the_credential_check(tmp_path: Path) -> None:
-    from pipeline.local import emulator
+    from pipeline_toolkit import emulator
 
     running = emulator.start()
     try:
@@ -259,7 +259,7 @@ def test_named_profile_is_used_for_the_credential_check(tmp_path: Path) -> None:
 def deploy_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     if shutil.which("terraform") is None:
         pytest.skip("terraform is not on PATH")
-    from pipeline.local import emulator
+    from pipeline_toolkit import emulator
 
     running = emulator.start()
     env = no_aws_env(tmp_path, f"{fake_docker_bin(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")

@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from tests.images.replay import REPO, ImageInstall, python311
 
-from pipeline.local.emulator import Emulator
+from pipeline_toolkit.emulator import Emulator
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -178,7 +178,7 @@ def client_kwargs(env: dict[str, str]) -> dict[str, Any]:
 
 def fan_out_event(aws_env: dict[str, str], landing: str, key: str, body: bytes) -> dict[str, Any]:
     """Put ``key`` into a landing bucket wired S3 -> SNS -> SQS; the Lambda SQS event for what arrives."""
-    from pipeline.local.sqs_event import sqs_event
+    from pipeline_toolkit.sqs_event import sqs_event
 
     region = aws_env["AWS_REGION"]
     s3 = boto3.client("s3", **client_kwargs(aws_env))

@@ -30,7 +30,7 @@ FAKE_DIGESTS = {function: "sha256:" + f"{n:x}" * 64 for n, function in enumerate
 def initialised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
     if shutil.which("terraform") is None:
         pytest.skip("terraform is not on PATH")
-    from pipeline.local import emulator
+    from pipeline_toolkit import emulator
 
     workdir = tmp_path_factory.mktemp("tf") / "terraform"
     shutil.copytree(REPO / "terraform", workdir, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))

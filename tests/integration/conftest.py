@@ -18,9 +18,9 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from pipeline.local.context import LocalLambdaContext
-from pipeline.local.sqs_event import sqs_event
 from pipeline.manifests import Manifest, iter_manifests
+from pipeline_toolkit.context import LocalLambdaContext
+from pipeline_toolkit.sqs_event import sqs_event
 
 REGION = "us-east-1"
 LANDING, LAKE, QUARANTINE, TABLE = "it-landing", "it-datalake", "it-quarantine", "it-users"

@@ -65,9 +65,9 @@ from tests.terraform.iam_access import (
 )
 
 from pipeline import datalake
-from pipeline.local.context import LocalLambdaContext
-from pipeline.local.emulator import patched_environ
-from pipeline.local.sqs_event import sqs_event
+from pipeline_toolkit.context import LocalLambdaContext
+from pipeline_toolkit.emulator import patched_environ
+from pipeline_toolkit.sqs_event import sqs_event
 
 pytestmark = pytest.mark.terraform
 

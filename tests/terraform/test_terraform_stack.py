@@ -13,7 +13,8 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from pipeline.local.terraform import STACK_DIR, Terraform, TerraformError
+from pipeline_toolkit.project import stack_dir
+from pipeline_toolkit.terraform import Terraform, TerraformError
 
 pytestmark = pytest.mark.terraform
 
@@ -370,7 +371,7 @@ def test_repositories_can_be_created_before_anything_else(deployed_stack: Any, t
     """A first deploy creates the repositories alone (`-target=module.ecr`), pushes the images, then applies
     the rest: the repositories must not depend on any other resource."""
     fresh = Terraform(
-        STACK_DIR,
+        stack_dir(),
         data_dir=tmp_path / "data",
         state=tmp_path / "terraform.tfstate",
         env={**deployed_stack.env, "TF_CLI_ARGS_plan": "-target=module.ecr"},

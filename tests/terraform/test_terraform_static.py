@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.local.terraform import STACK_DIR, Terraform, find_binary
+from pipeline_toolkit.project import stack_dir
+from pipeline_toolkit.terraform import Terraform, find_binary
 
 pytestmark = pytest.mark.terraform
 
+STACK_DIR = stack_dir(Path(__file__).resolve().parents[2])
 REPO_ROOT = STACK_DIR.parent
 MODULE_DIRS = sorted(p for p in (STACK_DIR / "modules").iterdir() if p.is_dir())
 STANDARD_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md")

@@ -11,8 +11,8 @@ import pytest
 from moto import mock_aws
 
 from pipeline import datalake
+from pipeline.datasets import UNCLASSIFIED, Dataset
 from pipeline.objects import ObjectRef
-from pipeline.routing import UNCLASSIFIED, Dataset
 
 LANDING, LAKE = "test-landing", "test-lake"
 USERS = Dataset("users", patterns=("users*.csv",))

@@ -12,11 +12,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline import clients
 from pipeline.config import DatabaseSettings
 from pipeline.database import TableWriter
-from pipeline.datasets import DATASETS
+from pipeline.datasets import DATASETS, route
 from pipeline.events import object_refs
 from pipeline.loader import load_file
 from pipeline.manifests import write_manifest
-from pipeline.routing import route
 from pipeline.sources import pin_version
 
 logger = Logger(service="database-loader")

@@ -11,9 +11,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import clients, datalake
 from pipeline.config import DatalakeSettings
+from pipeline.datasets import route
 from pipeline.events import object_refs
 from pipeline.manifests import write_manifest
-from pipeline.routing import route
 from pipeline.sources import pin_version
 
 logger = Logger(service="datalake-loader")

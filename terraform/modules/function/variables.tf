@@ -100,6 +100,11 @@ variable "queue_arn" {
 variable "queue_visibility_timeout_seconds" {
   description = "Visibility timeout of that queue. AWS asks for at least six times the function timeout plus the batching window, so a message is not redelivered while a retried batch is still running."
   type        = number
+
+  validation {
+    condition     = var.queue_visibility_timeout_seconds >= 6 * var.timeout + var.maximum_batching_window_in_seconds && var.queue_visibility_timeout_seconds <= 43200
+    error_message = "queue_visibility_timeout_seconds must be at least 6 x timeout + maximum_batching_window_in_seconds (so a message is not redelivered while its batch is still being retried) and at most 43200."
+  }
 }
 
 variable "dead_letter_queue_name" {
@@ -115,6 +120,11 @@ variable "batch_size" {
   validation {
     condition     = var.batch_size >= 1 && var.batch_size <= 10000 && floor(var.batch_size) == var.batch_size
     error_message = "batch_size must be a whole number between 1 and 10000."
+  }
+
+  validation {
+    condition     = var.batch_size <= 10 || var.maximum_batching_window_in_seconds >= 1
+    error_message = "A batch_size above 10 needs maximum_batching_window_in_seconds of at least 1."
   }
 }
 

@@ -1,0 +1,78 @@
+"""Bucket policies with conditions, on the emulator, after :func:`pipeline_toolkit.moto_compat.apply`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from pipeline_toolkit import moto_compat
+from pipeline_toolkit.clients import Clients
+
+
+def bucket_with_policy(clients: Clients, statement: dict[str, object]) -> str:
+    name = f"policy-{uuid.uuid4().hex[:8]}"
+    clients.s3.create_bucket(Bucket=name)
+    resource = [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"]
+    policy = {"Version": "2012-10-17", "Statement": [{**statement, "Resource": resource}]}
+    clients.s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
+    return name
+
+
+def test_deny_insecure_transport_does_not_deny_everything(clients: Clients) -> None:
+    moto_compat.apply()
+    bucket = bucket_with_policy(
+        clients,
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    )
+
+    clients.s3.put_object(Bucket=bucket, Key="a.csv", Body=b"x")
+
+    assert clients.s3.get_object(Bucket=bucket, Key="a.csv")["Body"].read() == b"x"
+
+
+def test_an_unconditional_deny_still_denies(clients: Clients) -> None:
+    moto_compat.apply()
+    bucket = bucket_with_policy(clients, {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject"})
+
+    with pytest.raises(ClientError):
+        clients.s3.put_object(Bucket=bucket, Key="a.csv", Body=b"x")
+
+
+def test_statements_with_conditions_are_dropped_and_the_rest_kept() -> None:
+    policy = {
+        "Statement": [
+            {"Effect": "Deny", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            {"Effect": "Deny", "Action": "s3:DeleteObject"},
+        ]
+    }
+
+    kept = json.loads(moto_compat.statements_without_conditions(json.dumps(policy)))
+
+    assert kept["Statement"] == [{"Effect": "Deny", "Action": "s3:DeleteObject"}]
+
+
+def test_a_redrive_policy_comes_back_as_compact_json_like_aws(clients: Clients) -> None:
+    moto_compat.apply()
+    dlq = clients.sqs.create_queue(QueueName=f"compat-{uuid.uuid4().hex[:8]}-dlq")["QueueUrl"]
+    dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}
+    queue = clients.sqs.create_queue(
+        QueueName=f"compat-{uuid.uuid4().hex[:8]}", Attributes={"RedrivePolicy": json.dumps(policy)}
+    )["QueueUrl"]
+
+    attributes = clients.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])[
+        "Attributes"
+    ]
+
+    assert attributes["RedrivePolicy"] == json.dumps(policy, separators=(",", ":"))

@@ -1,0 +1,359 @@
+"""``pipeline``: the dev toolkit's command (never imported by the handlers).
+
+Only ``demo`` and ``local up`` start the embedded emulator, so only they import moto: talking to AWS or
+LocalStack (``status``, ``drop``, ``local deploy``, ``local runtime``) works without it.
+
+pipeline demo                   the whole pipeline on an embedded emulator, then a summary
+pipeline local up               keep an embedded stack running; prints how to point aws/boto3 at it
+pipeline local runtime          only the function runtime, against the target in the environment
+pipeline drop FILE...           upload files to the landing bucket
+pipeline status [KEY...]        what happened to each dropped file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+
+from pipeline_toolkit import localstack
+from pipeline_toolkit.clients import Clients
+from pipeline_toolkit.outputs import DEFAULT_STATE_DIR, NoSessionError, Session, StackOutputs
+from pipeline_toolkit.render import render_status
+from pipeline_toolkit.report import collect
+from pipeline_toolkit.runtime import LocalRuntime
+from pipeline_toolkit.upload import drop_files
+
+LANDING_BUCKET_ENV = "PIPELINE_LANDING_BUCKET"
+
+
+class UsageError(Exception):
+    """A command line that cannot be acted on; the message says why."""
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every ``with`` block stops what it started."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _parse_invoker_urls(values: Sequence[str]) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not name or not url:
+            raise UsageError(f"--invoker-url wants FUNCTION=URL, got {value!r}")
+        urls[name] = url
+    return urls
+
+
+# -- demo ------------------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    from pipeline_toolkit.demo import run_demo  # noqa: PLC0415 - starts moto: imported only by this command
+
+    samples = [Path(path) for path in args.files] if args.files else None
+    return run_demo(console, state_dir=args.state_dir, samples=samples, wait_seconds=args.wait)
+
+
+# -- local up / local runtime ----------------------------------------------------------------------------
+
+
+def print_environment(session: Session, console: Console, state_dir: Path) -> None:
+    outputs = session.outputs
+    exports = "\n".join(
+        f"export {name}={shlex.quote(value)}" for name, value in session.environment().items()
+    )
+    console.print("[bold]The stack is up.[/bold] Point the aws CLI and boto3 at it:\n")
+    console.print(exports, highlight=False, soft_wrap=True)
+    console.print(
+        f"\n  aws s3 cp samples/users.csv s3://{outputs.landing_bucket}/\n"
+        f"  aws s3 ls --recursive s3://{outputs.datalake_bucket}/\n"
+        f"  aws dynamodb scan --table-name {outputs.table_name} --select COUNT\n",
+        highlight=False,
+    )
+    console.print(
+        f"buckets: landing [bold]{outputs.landing_bucket}[/bold], data lake {outputs.datalake_bucket}, "
+        f"quarantine {outputs.quarantine_bucket}; table {outputs.table_name}",
+        highlight=False,
+    )
+    console.print(
+        "In another terminal: `pipeline drop FILE...`, `pipeline status` "
+        f"(they read {state_dir / 'session.json'}).\n"
+        f"Function logs: {state_dir / 'logs'}. Ctrl-C stops everything.",
+        highlight=False,
+    )
+
+
+def cmd_local_up(args: argparse.Namespace, console: Console) -> int:
+    from pipeline_toolkit.embedded import embedded_stack  # noqa: PLC0415 - starts moto: only this command
+
+    _stop_on_sigterm()
+    runtime_options = {
+        "concurrency": args.concurrency,
+        "invoker_urls": _parse_invoker_urls(args.invoker_url),
+        "retry_after_seconds": args.retry_after,
+    }
+
+    def say(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    with embedded_stack(
+        args.state_dir, with_runtime=not args.no_runtime, runtime_options=runtime_options, say=say
+    ) as stack:
+        session = stack.session()
+        session.save(args.state_dir)
+        try:
+            print_environment(session, console, args.state_dir)
+            threading.Event().wait()  # until Ctrl-C or SIGTERM
+        except KeyboardInterrupt:
+            console.print("\nstopping...")
+        finally:
+            Session.remove(args.state_dir)
+    return 0
+
+
+def cmd_local_runtime(args: argparse.Namespace, console: Console) -> int:
+    """The runtime alone, against whatever the environment points at (LocalStack, a `local up` session...)."""
+    _stop_on_sigterm()
+    environment = dict(os.environ)
+    runtime = LocalRuntime.discover(
+        environment,
+        args.function or None,
+        concurrency=args.concurrency,
+        invoker_urls=_parse_invoker_urls(args.invoker_url),
+        log_dir=args.log_dir,
+        poll_enabled_mappings=args.poll_enabled,
+        retry_after_seconds=args.retry_after,
+    )
+    if not runtime.workers:
+        console.print("[red]nothing to poll: no (disabled) SQS event source mapping found[/red]")
+        return 1
+    with runtime:
+        for worker in runtime.workers:
+            console.print(
+                f"polling {worker.mapping.queue.name} -> {worker.function.name} ({worker.function.handler})"
+            )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            console.print("\nstopping: finishing the batches in hand...")
+    return 0
+
+
+def cmd_local_deploy(args: argparse.Namespace, console: Console) -> int:
+    """Apply the stack to the target in the environment (LocalStack); see :mod:`.localstack`."""
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        raise UsageError("AWS_ENDPOINT_URL is not set: `local deploy` is for an emulator such as LocalStack")
+    outputs = localstack.deploy(
+        dict(os.environ),
+        args.state_dir,
+        managed_sqs_polling=args.managed_polling,
+        push_images=not args.no_push,
+        say=lambda message: console.print(f"[dim]{message}[/dim]", highlight=False),
+    )
+    console.print(
+        f"deployed: landing bucket {outputs.landing_bucket}; outputs and env files in {args.state_dir}",
+        highlight=False,
+    )
+    return 0
+
+
+# -- drop / status ---------------------------------------------------------------------------------------
+
+
+def _target(args: argparse.Namespace) -> tuple[Clients, StackOutputs | None]:
+    """Clients and outputs: from ``--outputs`` and the environment, else from the running local session."""
+    if getattr(args, "outputs", None):
+        return Clients(), StackOutputs.from_terraform(json.loads(Path(args.outputs).read_text()))
+    try:
+        session = Session.load(args.state_dir)
+    except NoSessionError:
+        if (
+            os.environ.get("AWS_ENDPOINT_URL")
+            or getattr(args, "bucket", None)
+            or os.environ.get(LANDING_BUCKET_ENV)
+        ):
+            return Clients(), None
+        raise
+    return Clients(session.environment()), session.outputs
+
+
+def cmd_drop(args: argparse.Namespace, console: Console) -> int:
+    clients, outputs = _target(args)
+    bucket = (
+        args.bucket or (outputs.landing_bucket if outputs else None) or os.environ.get(LANDING_BUCKET_ENV)
+    )
+    if not bucket:
+        raise UsageError(
+            f"no landing bucket: pass --bucket, set {LANDING_BUCKET_ENV}, or run `pipeline local up`"
+        )
+    paths = [Path(path) for path in args.files]
+    keys = [args.key] if args.key else None
+    if keys and len(paths) != 1:
+        raise UsageError("--key names one file's key: give exactly one FILE with it")
+    dropped = drop_files(
+        clients.s3,
+        bucket,
+        paths,
+        prefix=args.prefix,
+        keys=keys,
+        console=console,
+        show_progress=not args.quiet,
+    )
+    for item in dropped:
+        console.print(
+            f"s3://{bucket}/{item.key} version {item.version_id} ({item.size} bytes)", highlight=False
+        )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    clients, outputs = _target(args)
+    if outputs is None:
+        raise UsageError("status needs the stack's outputs: run `pipeline local up`, or pass --outputs FILE")
+    status = collect(clients, outputs, args.keys or None)
+    if args.json:
+        document = {
+            "files": [
+                {
+                    "key": file.key,
+                    "version": file.version,
+                    "dataset": file.dataset,
+                    "outcome": file.outcome,
+                    "lake_key": file.lake_key,
+                    "datalake": file.datalake.model_dump() if file.datalake else None,
+                    "database": file.database.model_dump() if file.database else None,
+                    "dead_lettered": sorted(file.dead_lettered),
+                }
+                for file in status.files
+            ],
+            "table": {"name": status.table_name, "items": status.table_items},
+            "dlq_depths": status.dlq_depths,
+            "queue_depths": status.queue_depths,
+        }
+        console.print_json(json.dumps(document))
+    else:
+        render_status(status, console)
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline", description="Run and inspect the data pipeline locally."
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="where local state lives: Terraform state, worker logs, the running session (default: .local)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run the whole pipeline on an embedded emulator and summarise")
+    demo.add_argument("files", nargs="*", help="files to drop instead of the samples")
+    demo.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the files (default 180)")
+    demo.set_defaults(run=cmd_demo)
+
+    local = commands.add_parser("local", help="the embedded target")
+    local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+    invoker_help = "invoke FUNCTION over HTTP at a Runtime Interface Emulator (repeatable)"
+    retry_help = (
+        "retry a failed message after SECONDS instead of the queue's visibility timeout "
+        "(a local shortcut; Lambda waits for the visibility timeout)"
+    )
+
+    up = local_commands.add_parser("up", help="start an embedded stack and keep it running until Ctrl-C")
+    up.add_argument("--concurrency", type=int, default=1, help="worker processes per queue (default 1)")
+    up.add_argument("--invoker-url", action="append", default=[], metavar="FUNCTION=URL", help=invoker_help)
+    up.add_argument("--retry-after", type=int, default=None, metavar="SECONDS", help=retry_help)
+    up.add_argument("--no-runtime", action="store_true", help="deploy only; run no function")
+    up.set_defaults(run=cmd_local_up)
+
+    runtime = local_commands.add_parser("runtime", help="poll the queues of the target in the environment")
+    runtime.add_argument(
+        "--function", action="append", default=[], help="function name (repeatable; default all)"
+    )
+    runtime.add_argument("--concurrency", type=int, default=1, help="worker processes per queue (default 1)")
+    runtime.add_argument(
+        "--invoker-url", action="append", default=[], metavar="FUNCTION=URL", help=invoker_help
+    )
+    runtime.add_argument("--retry-after", type=int, default=None, metavar="SECONDS", help=retry_help)
+    runtime.add_argument(
+        "--log-dir", type=Path, default=None, help="write worker logs here instead of the terminal"
+    )
+    runtime.add_argument(
+        "--poll-enabled",
+        action="store_true",
+        help="also poll mappings that are enabled (the target polls those)",
+    )
+    runtime.set_defaults(run=cmd_local_runtime)
+
+    deploy = local_commands.add_parser(
+        "deploy",
+        help="apply the stack to the target in the environment (LocalStack), write outputs and env files",
+    )
+    deploy.add_argument(
+        "--managed-polling",
+        action="store_true",
+        help="let the target poll the queues and run the images itself",
+    )
+    deploy.add_argument("--no-push", action="store_true", help="do not push the function images to its ECR")
+    deploy.set_defaults(run=cmd_local_deploy)
+
+    drop = commands.add_parser("drop", help="upload files to the landing bucket")
+    drop.add_argument("files", nargs="+", metavar="FILE")
+    drop.add_argument(
+        "--bucket", help=f"landing bucket (default: the running local stack's, or ${LANDING_BUCKET_ENV})"
+    )
+    drop.add_argument("--prefix", default="", help="key prefix (a folder in the landing bucket)")
+    drop.add_argument("--key", help="the object key, for a single FILE")
+    drop.add_argument(
+        "--outputs", help="JSON of `terraform output -json` for a stack other than the local one"
+    )
+    drop.add_argument("--quiet", action="store_true", help="no progress bar")
+    drop.set_defaults(run=cmd_drop)
+
+    status = commands.add_parser("status", help="what happened to each dropped file")
+    status.add_argument("keys", nargs="*", metavar="KEY", help="only these landing keys")
+    status.add_argument(
+        "--outputs", help="JSON of `terraform output -json` for a stack other than the local one"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Piped or in CI there is no terminal width to read; rich would assume 80 and fold the summary table.
+    console = Console() if sys.stdout.isatty() else Console(width=160, soft_wrap=True)
+    try:
+        code: int = args.run(args, console)
+    except (UsageError, NoSessionError, FileNotFoundError) as error:
+        console.print(f"[red]pipeline: {error}[/red]", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
