@@ -114,17 +114,6 @@ def deployed_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory)
     return DeployedStack(outputs=terraform.outputs(), env=env, variables=variables, terraform=terraform)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the stack's own checks (``tests/terraform``) first.
-
-    They read the queues of the shared ``deployed_stack`` and plan against it "right after the apply"; the
-    end-to-end tests start a runtime that consumes those queues for the rest of the session. The order is
-    otherwise unchanged.
-    """
-    stack_tests = Path(__file__).parent / "terraform"
-    items.sort(key=lambda item: not item.path.is_relative_to(stack_tests))
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, seconds in _timings.items():
         terminalreporter.write_line(f"{name}: {seconds:.1f} s")

@@ -43,9 +43,13 @@ def _invoker_urls(outputs: StackOutputs) -> dict[str, str]:
     return {outputs.functions.get(function, function): url for function, url in pairs}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """The deployed pipeline, processing: the runtime (when needed) runs for the whole session."""
+    """The deployed pipeline, processing: the runtime (when needed) runs for one test module.
+
+    Module scope, not session: the stack is shared with other suites (``tests/terraform`` reads its queues),
+    so the runtime consumes them only while an end-to-end module runs, whatever order the suites run in.
+    """
     outputs_file = os.environ.get("PIPELINE_E2E_OUTPUTS")
     start_runtime = True
     if outputs_file:

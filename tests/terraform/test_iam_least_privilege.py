@@ -67,6 +67,7 @@ from tests.terraform.iam_access import (
 from pipeline import datalake
 from pipeline_toolkit.context import LocalLambdaContext
 from pipeline_toolkit.emulator import patched_environ
+from pipeline_toolkit.s3_events import s3_event, s3_record
 from pipeline_toolkit.sqs_event import sqs_event
 
 pytestmark = pytest.mark.terraform
@@ -96,26 +97,20 @@ class Drop:
     def s3_event(self, bucket: str, region: str) -> dict[str, Any]:
         """The event S3 publishes, in moto's shape (moto/s3/notifications.py ``_get_s3_event``), with the
         ``versionId`` AWS adds for a versioned bucket unless ``announce_version`` is false."""
-        obj: dict[str, Any] = {"key": quote_plus(self.key), "size": self.size, "eTag": self.etag}
-        if self.announce_version:
-            obj["versionId"] = self.version_id
-        return {
-            "Records": [
-                {
-                    "eventVersion": "2.1",
-                    "eventSource": "aws:s3",
-                    "awsRegion": region,
-                    "eventTime": self.event_time.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-                    "eventName": "ObjectCreated:Put",
-                    "s3": {
-                        "s3SchemaVersion": "1.0",
-                        "configurationId": "least-privilege-test",
-                        "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                        "object": obj,
-                    },
-                }
-            ]
-        }
+        record = s3_record(
+            bucket,
+            quote_plus(self.key),  # moto encodes "/" too
+            encode_key=False,
+            version=self.version_id if self.announce_version else None,
+            etag=self.etag,
+            size=self.size,
+            time=self.event_time,
+            region=region,
+            sequencer=None,
+            configuration_id="least-privilege-test",
+            minimal=True,
+        )
+        return s3_event(record)
 
 
 def _users_csv(rows: list[dict[str, Any]]) -> bytes:

@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from pipeline.manifests import Manifest, RecordError, write_manifest
+from pipeline.objects import ObjectRef
 from pipeline_toolkit import emulator as emulator_module
 from pipeline_toolkit.cli import main
 from pipeline_toolkit.clients import Clients
 from pipeline_toolkit.outputs import QueueOutputs, Session, StackOutputs
 from pipeline_toolkit.render import render_status
 from pipeline_toolkit.report import collect
-from pipeline.manifests import Manifest, RecordError, write_manifest
-from pipeline.objects import ObjectRef
+from pipeline_toolkit.s3_events import s3_event, s3_record, sns_notification
 
 
 @dataclass
@@ -89,20 +90,8 @@ def manifest(stack: FakeStack, ref: ObjectRef, stage: str, **fields: Any) -> Man
 
 
 def s3_event_body(bucket: str, key: str, version: str) -> str:
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2026-11-22T08:20:22.123Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "landing",
-            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": key, "size": 1, "eTag": "abc", "versionId": version, "sequencer": "01"},
-        },
-    }
-    return json.dumps({"Type": "Notification", "Message": json.dumps({"Records": [record]})})
+    record = s3_record(bucket, key, version=version, etag="abc", size=1, minimal=True)
+    return sns_notification(s3_event(record))
 
 
 def test_drop_uploads_files_to_the_sessions_landing_bucket(

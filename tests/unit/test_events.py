@@ -9,60 +9,15 @@ from typing import Any
 import pytest
 
 from pipeline.events import EventError, object_refs, unwrap_body
+from pipeline_toolkit.s3_events import s3_record as build_record
+from pipeline_toolkit.s3_events import sns_notification as sns_wrap
 
 
 def s3_record(
     key: str, *, version: str | None = "v1", time: str = "2026-11-22T08:20:22.123Z"
 ) -> dict[str, Any]:
-    """An S3 event record as real S3 sends it (keys URL-encoded, all fields present)."""
-    obj: dict[str, Any] = {
-        "key": key,
-        "size": 123,
-        "eTag": "0123456789abcdef",
-        "sequencer": "0055AED6DCD90281E5",
-    }
-    if version:
-        obj["versionId"] = version
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": time,
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "203.0.113.7"},
-        "responseElements": {
-            "x-amz-request-id": "C3D13FE58DE4C810",
-            "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
-        },
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "landing",
-            "bucket": {
-                "name": "landing",
-                "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
-                "arn": "arn:aws:s3:::landing",
-            },
-            "object": obj,
-        },
-    }
-
-
-def sns_wrap(message: dict[str, Any]) -> str:
-    return json.dumps(
-        {
-            "Type": "Notification",
-            "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
-            "TopicArn": "arn:aws:sns:us-east-1:123456789012:landing-events",
-            "Subject": "Amazon S3 Notification",
-            "Message": json.dumps(message),
-            "Timestamp": "2026-11-22T08:20:22.200Z",
-            "SignatureVersion": "1",
-            "Signature": "EXAMPLE",
-            "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000.pem",
-            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
-        }
-    )
+    """An S3 event record as real S3 sends it (all fields present); ``key`` is given already URL-encoded."""
+    return build_record("landing", key, version=version, time=time, encode_key=False)
 
 
 def test_sns_wrapped_event_gives_each_record() -> None:

@@ -1,1 +1,1 @@
-"""The embedded target: an in-process AWS emulator, the local function runtime and the CLI."""
+"""The dev toolkit: the embedded AWS emulator, the local function runtime, deploy, and the `pipeline` CLI."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from moto.server import ThreadedMotoServer
 
 from pipeline_toolkit import moto_compat
 from pipeline_toolkit.clients import DEFAULT_REGION, emulator_environment
+
+STOP_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -31,11 +34,24 @@ class Emulator:
         """Environment variables that aim boto3 and Terraform's AWS provider at this emulator."""
         return emulator_environment(self.endpoint_url, self.region)
 
-    def stop(self) -> None:
+    def stop(self, timeout_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Stop serving, waiting at most ``timeout_seconds``.
+
+        The server runs in a daemon thread: if its shutdown does not finish in time (a request thread stuck
+        on a client's open connection, say), it is left to end with the process rather than hold up Ctrl-C.
+        """
         server = self._server
-        if server is not None:
-            server.stop()  # type: ignore[attr-defined]
-            self._server = None
+        if server is None:
+            return
+        self._server = None
+        stopper = threading.Thread(target=server.stop, name="emulator-stop", daemon=True)  # type: ignore[attr-defined]
+        stopper.start()
+        stopper.join(timeout_seconds)
+        if stopper.is_alive():
+            logging.getLogger("pipeline_toolkit.emulator").warning(
+                "the emulator did not stop within %.0f s; leaving it to end with this process",
+                timeout_seconds,
+            )
 
 
 def start(region: str = DEFAULT_REGION, port: int = 0) -> Emulator:
