@@ -13,17 +13,15 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from pipeline_toolkit.project import stack_dir
+from pipeline_toolkit.project import load_functions, stack_dir
 from pipeline_toolkit.terraform import Terraform, TerraformError
 
 pytestmark = pytest.mark.terraform
 
-FUNCTION_KEYS = ("datalake-loader", "database-loader")
+FUNCTIONS = load_functions(Path(__file__).resolve().parents[2])
+FUNCTION_KEYS = tuple(FUNCTIONS)
 PREFIX = "pipeline-test"  # project "pipeline", environment "test": see deployed_stack in tests/conftest.py
-HANDLERS = {
-    "datalake-loader": ["pipeline.handlers.datalake.handler"],
-    "database-loader": ["pipeline.handlers.database.handler"],
-}
+HANDLERS = {key: [function.handler] for key, function in FUNCTIONS.items()}
 
 
 def _statements(policy: Any) -> list[dict[str, Any]]:
@@ -347,7 +345,8 @@ def test_alarms_watch_function_errors_and_dead_letter_depth(deployed_stack: Any)
             {"function_settings": {"datalake-loader": {"max_receive_count": 0}, "database-loader": {}}},
             "max_receive_count",
         ),
-        ({"function_settings": {"datalake-loader": {}}}, "exactly the keys"),
+        ({"function_settings": {"no-such-function": {}}}, "must be function keys"),
+        ({"image_digests": {"no-such-function": "sha256:" + "0" * 64}}, "must be function keys"),
         ({"lambda_architecture": "sparc"}, "x86_64 or arm64"),
         ({"image_digests": {"datalake-loader": "sha256:abc"}}, "sha256:<64"),
         ({"bucket_name_suffix": "Not_Valid"}, "bucket_name_suffix"),
