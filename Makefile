@@ -43,9 +43,13 @@ $(CHECKOV_VENV)/bin/checkov:
 test: setup $(CHECKOV_VENV)/bin/checkov lint ## lint, then the whole test suite (unit, integration, terraform, images, e2e)
 	$(TF_ENV) $(BIN)/pytest
 
-.PHONY: test-fast
-test-fast: ## unit and integration tests only (no terraform)
-	$(BIN)/pytest tests/unit tests/integration
+.PHONY: check
+check: setup lint ## the fast inner loop: lint, unit, integration and toolkit tests (no terraform apply)
+	$(BIN)/pytest -q -m "not terraform and not e2e" tests/unit tests/integration tests/toolkit
+
+.PHONY: test-shuffled
+test-shuffled: setup ## the whole suite in a random order (pytest-randomly; prints the seed to replay it)
+	$(TF_ENV) $(BIN)/pytest -o addopts="-ra --strict-markers --import-mode=importlib" -p randomly
 
 .PHONY: lint
 lint: ## ruff, mypy, terraform fmt

@@ -139,3 +139,53 @@ def test_duplicate_keys_are_written_once(ddb: Any) -> None:
     result = writer.write([item("u1", "t|0002", name="first"), item("u1", "t|0003", name="second")])
     assert result.written == 1
     assert scan(ddb)["u1"]["first_name"]["S"] == "second"
+
+
+def test_a_replay_of_the_same_version_sends_no_write(ddb: Any) -> None:
+    writer = TableWriter(ddb, TABLE, "user_id")
+    batch = [item(f"u{i}", "2026-11-22T08|users.csv|v1") for i in range(60)]
+    first = writer.write(batch)
+    assert first.requests == 3  # one BatchWriteItem per 25 new keys
+    again = writer.write(batch)
+    assert (again.written, again.unchanged, again.requests) == (60, 60, 0)
+
+
+def test_a_re_upload_of_existing_keys_is_one_transaction_per_chunk(ddb: Any) -> None:
+    writer = TableWriter(ddb, TABLE, "user_id")
+    writer.write([item(f"u{i}", "2026-11-22T08|a|v1", name="Old") for i in range(50)])
+    result = writer.write([item(f"u{i}", "2026-11-22T09|a|v2", name="New") for i in range(50)])
+    assert (result.written, result.superseded, result.requests) == (50, 0, 2)
+    assert {row["first_name"]["S"] for row in scan(ddb).values()} == {"New"}
+
+
+class StaleReads:
+    """Answers BatchGetItem with what the table held before a newer writer raced in."""
+
+    def __init__(self, client: Any, stale: dict[str, str]) -> None:
+        self._client = client
+        self._stale = stale
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3 name
+        keys = [key["user_id"]["S"] for key in RequestItems[TABLE]["Keys"]]
+        found = [
+            {"user_id": {"S": k}, "source_order": {"S": self._stale[k]}} for k in keys if k in self._stale
+        ]
+        return {"Responses": {TABLE: found}}
+
+
+def test_a_newer_version_that_raced_in_is_kept_and_the_rest_of_the_transaction_written(ddb: Any) -> None:
+    writer = TableWriter(ddb, TABLE, "user_id")
+    writer.write([item("u1", "2026-11-22T10|b|v3", name="Newest"), item("u2", "2026-11-22T08|a|v1")])
+    racing = TableWriter(
+        StaleReads(ddb, {"u1": "2026-11-22T08|a|v1", "u2": "2026-11-22T08|a|v1"}), TABLE, "user_id"
+    )
+    result = racing.write(
+        [item("u1", "2026-11-22T09|a|v2", name="Mid"), item("u2", "2026-11-22T09|a|v2", name="Mid")]
+    )
+    assert (result.written, result.superseded, result.requests) == (1, 1, 2)
+    table = scan(ddb)
+    assert table["u1"]["first_name"]["S"] == "Newest"
+    assert table["u2"]["first_name"]["S"] == "Mid"
