@@ -14,6 +14,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 # "standard" retries transient errors and throttling with backoff; 10 attempts rides out a burst.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=32)
@@ -25,3 +26,7 @@ def s3() -> S3Client:
 
 def dynamodb() -> DynamoDBClient:
     return boto3.client("dynamodb", config=RETRY_CONFIG)
+
+
+def sqs() -> SQSClient:
+    return boto3.client("sqs", config=RETRY_CONFIG)

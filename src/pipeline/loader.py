@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pipeline.budget import Budget
 from pipeline.database import TableWriter, WriteResult
 from pipeline.datasets import Dataset
 from pipeline.manifests import Manifest, Status, describe
@@ -25,6 +26,7 @@ def load_file(
     *,
     quarantine_bucket: str,
     batch_size: int = 1000,
+    budget: Budget | None = None,
 ) -> Manifest:
     """Validate every record of one file and load the good ones; the manifest says what happened."""
     if dataset.schema is None:
@@ -46,6 +48,8 @@ def load_file(
             delimiter=dataset.delimiter,
             batch_size=batch_size,
         ):
+            if budget is not None:
+                budget.check()  # stop between batches, never mid-write: the writes so far are idempotent
             read += batch.records_read
             if batch.items:
                 written.add(writer.write(batch.items))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import clients
+from pipeline.budget import Budget, process_within_budget
 from pipeline.config import DatabaseSettings
 from pipeline.database import TableWriter
 from pipeline.datasets import DATASETS, route
@@ -18,15 +19,16 @@ from pipeline.loader import load_file
 from pipeline.manifests import write_manifest
 from pipeline.sources import pin_version
 
-logger = Logger(service="database-loader")
+logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME, set by Terraform to the function key
 # Validated once, at cold start: a bad deployment fails loudly with the variable's name.
 settings = DatabaseSettings.from_env(DATASETS)
 s3 = clients.s3()
+sqs = clients.sqs()
 dynamodb = clients.dynamodb()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, budget: Budget) -> None:
     for announced in object_refs(record.body):
         dataset = route(announced.key)
         if not dataset.loads_database or dataset.key_field is None:
@@ -47,6 +49,7 @@ def record_handler(record: SQSRecord) -> None:
                 dataset,
                 quarantine_bucket=settings.quarantine_bucket,
                 batch_size=settings.batch_size,
+                budget=budget,
             )
             write_manifest(s3, settings.quarantine_bucket, ref, manifest)
             logger.info(
@@ -65,6 +68,4 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(  # type: ignore[return-value]
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return process_within_budget(event, record_handler, processor, context, sqs)

@@ -5,25 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline import clients, datalake
+from pipeline.budget import Budget, process_within_budget
 from pipeline.config import DatalakeSettings
 from pipeline.datasets import route
 from pipeline.events import object_refs
 from pipeline.manifests import write_manifest
 from pipeline.sources import pin_version
 
-logger = Logger(service="datalake-loader")
+logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME, set by Terraform to the function key
 # Validated once, at cold start: a bad deployment fails loudly with the variable's name.
 settings = DatalakeSettings.from_env()
 s3 = clients.s3()
+sqs = clients.sqs()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, budget: Budget) -> None:
     for announced in object_refs(record.body):
         ref = pin_version(s3, announced)
         with logger.append_context_keys(source_key=ref.key, source_version=ref.version_label):
@@ -42,6 +44,4 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(  # type: ignore[return-value]
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return process_within_budget(event, record_handler, processor, context, sqs)

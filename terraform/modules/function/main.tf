@@ -40,6 +40,8 @@ data "aws_iam_policy_document" "this" {
       "sqs:ReceiveMessage",
       "sqs:DeleteMessage",
       "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
+      # Messages handed back for the time budget are made visible again at once (pipeline.budget).
       "sqs:ChangeMessageVisibility",
     ]
     resources = [var.queue_arn]

@@ -1,0 +1,120 @@
+"""No invocation runs into its timeout: a handler stops taking new work before the time is up.
+
+Lambda ends an invocation that outlives its timeout and fails its whole batch, so one slow message would
+take every batch-mate down with it. Instead the handler watches ``context.get_remaining_time_in_millis()``:
+
+- a message not started once the remaining time falls below the safety margin is handed back untried: it is
+  reported as a batch item failure *and* made visible again at once (``ChangeMessageVisibility`` to 0), so
+  it is retried by the next invocation instead of after the queue's visibility timeout;
+- long work inside one message checks :meth:`Budget.check` between batches and stops with
+  :class:`OutOfTime`; that message is handed back the same way, and its writes so far are idempotent.
+
+Messages that finished are deleted by Lambda as usual (partial batch response).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MARGIN_MS = 1_500
+"""Stop taking work when less than this is left: enough to settle the batch and write a manifest."""
+SQS_BATCH_LIMIT = 10
+
+
+class OutOfTime(RuntimeError):  # noqa: N818 - reads as what happened
+    """The invocation's time budget ran out before this message's work was done; it will be retried."""
+
+
+class RemainingTime(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The time left in one invocation, less a safety margin."""
+
+    context: RemainingTime | None
+    margin_ms: int = DEFAULT_MARGIN_MS
+
+    def remaining_ms(self) -> int:
+        # Without a context (a direct call, a test) there is no deadline.
+        return self.context.get_remaining_time_in_millis() if self.context is not None else 1 << 62
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining_ms() < self.margin_ms
+
+    def check(self) -> None:
+        """Raise :class:`OutOfTime` when the budget is spent (call between units of work)."""
+        if self.exhausted:
+            raise OutOfTime(f"less than {self.margin_ms} ms left in this invocation")
+
+
+def queue_url(arn: str, sqs: SQSClient) -> str:
+    """The URL of the queue an event source ARN names (``arn:aws:sqs:<region>:<account>:<name>``)."""
+    _, _, _, _, account, name = arn.split(":", 5)
+    return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+
+
+def release(sqs: SQSClient, records: Sequence[SQSRecord]) -> None:
+    """Make handed-back messages visible again at once (they are retried by the next invocation)."""
+    by_queue: dict[str, list[SQSRecord]] = {}
+    for record in records:
+        by_queue.setdefault(record.event_source_arn, []).append(record)
+    for arn, queued in by_queue.items():
+        url = queue_url(arn, sqs)
+        for start in range(0, len(queued), SQS_BATCH_LIMIT):
+            chunk = queued[start : start + SQS_BATCH_LIMIT]
+            response = sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": record.receipt_handle, "VisibilityTimeout": 0}
+                    for index, record in enumerate(chunk)
+                ],
+            )
+            for failure in response.get("Failed", []):
+                # Not fatal: the message still comes back, after the queue's visibility timeout.
+                log.warning("could not release a message: %s", failure.get("Message"))
+
+
+def process_within_budget(
+    event: dict[str, Any],
+    record_handler: Callable[[SQSRecord, Budget], None],
+    processor: BatchProcessor,
+    context: Any,
+    sqs: SQSClient,
+    *,
+    margin_ms: int = DEFAULT_MARGIN_MS,
+) -> dict[str, Any]:
+    """Powertools' partial batch processing, within the invocation's time budget (see the module)."""
+    budget = Budget(context, margin_ms)
+    handed_back: list[SQSRecord] = []
+
+    def guarded(record: SQSRecord) -> None:
+        if budget.exhausted:
+            handed_back.append(record)
+            raise OutOfTime("not started: the invocation's time budget is spent")
+        try:
+            record_handler(record, budget)
+        except OutOfTime:
+            handed_back.append(record)
+            raise
+
+    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
+        event=event, record_handler=guarded, processor=processor, context=context
+    )
+    if handed_back:
+        log.warning("handing back %d message(s) for the time budget", len(handed_back))
+        release(sqs, handed_back)
+    return response

@@ -1,0 +1,93 @@
+"""The time budget: no invocation runs into its timeout, and what it could not start comes back at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from moto import mock_aws
+
+from pipeline.budget import Budget, OutOfTime, process_within_budget
+from pipeline_toolkit.sqs_event import sqs_event
+
+
+class Clock:
+    """A Lambda context whose remaining time drops by ``step_ms`` each time it is asked."""
+
+    def __init__(self, remaining_ms: int, step_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+        self.step_ms = step_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.remaining_ms -= self.step_ms
+        return self.remaining_ms
+
+
+@pytest.fixture
+def queue() -> Iterator[tuple[Any, str, str]]:
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="work", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        yield sqs, url, arn
+
+
+def receive(sqs: Any, url: str, count: int) -> list[Any]:
+    for n in range(count):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+    messages: list[Any] = []
+    while len(messages) < count:
+        messages += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])[
+            "Messages"
+        ]
+    return messages
+
+
+def test_messages_not_started_in_time_are_handed_back_and_visible_at_once(
+    queue: tuple[Any, str, str],
+) -> None:
+    sqs, url, arn = queue
+    messages = receive(sqs, url, 5)
+    done: list[str] = []
+
+    def handle(record: SQSRecord, _budget: Budget) -> None:
+        done.append(record.body)
+
+    # 10 s left, each look at the clock costs 3 s, margin 1.5 s: two messages start, three do not.
+    context = Clock(remaining_ms=10_000, step_ms=3_000)
+    response = process_within_budget(
+        sqs_event(messages, arn, "us-east-1"), handle, BatchProcessor(EventType.SQS), context, sqs
+    )
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    assert len(done) == 2
+    assert failed == {m["MessageId"] for m in messages if m["Body"] not in done}
+    # Visible again now, not after the 300 s visibility timeout.
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in again) == sorted(m["Body"] for m in messages if m["Body"] not in done)
+
+
+def test_work_that_runs_out_of_time_mid_message_is_handed_back(queue: tuple[Any, str, str]) -> None:
+    sqs, url, arn = queue
+    messages = receive(sqs, url, 2)
+
+    def handle(record: SQSRecord, budget: Budget) -> None:
+        if record.body == "m1":
+            budget.check()
+
+    context = Clock(remaining_ms=4_000, step_ms=1_000)  # 3 s at the first look, 2 s, then 1 s < margin
+    response = process_within_budget(
+        sqs_event(messages, arn, "us-east-1"), handle, BatchProcessor(EventType.SQS), context, sqs
+    )
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == [
+        m["MessageId"] for m in messages if m["Body"] == "m1"
+    ]
+
+
+def test_without_a_context_there_is_no_deadline() -> None:
+    Budget(None).check()
+    with pytest.raises(OutOfTime):
+        Budget(Clock(100, 0)).check()
