@@ -103,20 +103,24 @@ def iter_rows(
     gzipped: bool = False,
     delimiter: str = ",",
     on_header: Callable[[Sequence[str]], None] | None = None,
+    line_offset: int = 0,
 ) -> Iterator[tuple[int, Row]]:
     """Yield ``(line number, row)`` for each record of the stream; see the module docstring for row types.
 
     ``gzipped`` says the name promised gzip (the content must then be gzip); gzip content is decompressed
     whatever the name. ``on_header`` (CSV only) is called once with the trimmed header names before the
     first row, so a caller can refuse a file whose columns are wrong; it may raise UnreadableFileError.
+
+    ``line_offset`` is added to every line number, in rows and in error messages: a part of a file
+    (:mod:`pipeline.splits`) is numbered as the whole file is.
     """
     if len(delimiter) != 1:
         raise ValueError(f"delimiter must be a single character, not {delimiter!r}")
     chunks = _content_chunks(stream, gzipped)
     if fmt == "csv":
-        return _csv_rows(chunks, delimiter, on_header)
+        return _csv_rows(chunks, delimiter, on_header, line_offset)
     if fmt == "jsonl":
-        return _jsonl_rows(chunks)
+        return _jsonl_rows(chunks, line_offset)
     if fmt == "json":
         return _json_array_rows(chunks)
     raise ValueError(f"unknown format {fmt!r}")
@@ -214,13 +218,13 @@ def _check_text(block: bytes, offset: int, line: int, *, final: bool = True) -> 
         raise UnreadableFileError(f"not valid UTF-8 at {where}: {exc.reason}") from None
 
 
-def _line_blocks(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes, str]]:
+def _line_blocks(chunks: Iterator[bytes], line_offset: int = 0) -> Iterator[tuple[int, bytes, str]]:
     """Yield ``(first line number, bytes, text)`` for runs of whole lines, checked as UTF-8 text.
 
     Splitting bytes at ``\\n`` is safe in UTF-8 (no multi-byte sequence contains that byte), so each block
     decodes on its own and an error's position is exact.
     """
-    line, offset, pending = 1, 0, b""
+    line, offset, pending = 1 + line_offset, 0, b""
     for index, chunk in enumerate(chunks):
         data = pending + chunk if pending else chunk
         if index == 0 and data.startswith(_BOM):
@@ -293,19 +297,23 @@ class _CheckedReader:
 
 
 def _csv_rows(
-    chunks: Iterator[bytes], delimiter: str, on_header: Callable[[Sequence[str]], None] | None
+    chunks: Iterator[bytes],
+    delimiter: str,
+    on_header: Callable[[Sequence[str]], None] | None,
+    line_offset: int = 0,
 ) -> Iterator[tuple[int, Row]]:
     # StringIO(newline="") splits at \n, \r\n and \r without translating them: what csv.reader expects,
     # so quoted fields keep their embedded newlines. Blocks end at \n, so no line straddles two blocks.
-    lines = chain.from_iterable(io.StringIO(text, newline="") for _, _, text in _line_blocks(chunks))
+    blocks = _line_blocks(chunks, line_offset)
+    lines = chain.from_iterable(io.StringIO(text, newline="") for _, _, text in blocks)
     # strict: broken quoting is an error, not a silent merge of the lines that follow into one field.
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     header: list[str] | None = None
     width = 0
-    start = 1
+    start = 1 + line_offset
     try:
         for fields in reader:
-            line, start = start, reader.line_num + 1
+            line, start = start, reader.line_num + 1 + line_offset
             if not fields:
                 continue
             if header is None:
@@ -334,8 +342,8 @@ def _check_unique(header: list[str]) -> None:
         seen.add(name)
 
 
-def _jsonl_rows(chunks: Iterator[bytes]) -> Iterator[tuple[int, Row]]:
-    for first, block, _ in _line_blocks(chunks):
+def _jsonl_rows(chunks: Iterator[bytes], line_offset: int = 0) -> Iterator[tuple[int, Row]]:
+    for first, block, _ in _line_blocks(chunks, line_offset):
         for number, line in enumerate(block.split(b"\n"), first):
             if line and not line.isspace():
                 yield number, line
