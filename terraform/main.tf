@@ -43,10 +43,12 @@ locals {
 
   # What a function's environment may name in functions.json ("bucket.datalake", ...).
   references = {
-    "bucket.landing"    = module.bucket["landing"].name
-    "bucket.datalake"   = module.bucket["datalake"].name
-    "bucket.quarantine" = module.bucket["quarantine"].name
-    "table.users"       = module.table.name
+    "bucket.landing"     = module.bucket["landing"].name
+    "bucket.datalake"    = module.bucket["datalake"].name
+    "bucket.quarantine"  = module.bucket["quarantine"].name
+    "table.users"        = module.table.name
+    "queue.part-loader"  = module.fanout.queues["part-loader"].url
+    "setting.part_bytes" = tostring(var.part_bytes)
   }
 
   # The statement groups a function may be granted in functions.json, beyond consuming its own queue. Each is
@@ -114,7 +116,32 @@ locals {
           "${module.bucket["quarantine"].arn}/rejects/*",
           "${module.bucket["quarantine"].arn}/manifests/*",
           "${module.bucket["quarantine"].arn}/files/*",
+          "${module.bucket["quarantine"].arn}/work/*",
         ]
+      },
+    ]
+    "read-work" = [
+      {
+        sid = "ReadManifestsAndPartResults"
+        # A replay of a version already loaded is skipped on its manifest; parts add up their results.
+        actions = ["s3:GetObject"]
+        resources = [
+          "${module.bucket["quarantine"].arn}/manifests/*",
+          "${module.bucket["quarantine"].arn}/work/*",
+        ]
+      },
+      {
+        sid = "ListPartResults"
+        # Listing work/<key>@<version>/parts/ tells the last part that the file is done.
+        actions   = ["s3:ListBucket"]
+        resources = [module.bucket["quarantine"].arn]
+      },
+    ]
+    "send-parts" = [
+      {
+        sid       = "SendParts"
+        actions   = ["sqs:SendMessage"]
+        resources = [module.fanout.queues["part-loader"].arn]
       },
     ]
     "write-users-table" = [
@@ -209,6 +236,8 @@ module "fanout" {
     for key, s in local.settings : key => {
       visibility_timeout_seconds = s.queue_visibility_timeout_seconds
       max_receive_count          = s.max_receive_count
+      # "parts": a queue of its own that other functions send to, not subscribed to the landing events.
+      subscribe = local.function_list[key].trigger == "landing-events"
     }
   }
 }

@@ -253,3 +253,14 @@ variable "force_destroy" {
   type        = bool
   default     = false
 }
+
+variable "part_bytes" {
+  description = "Files bigger than this (bytes; uncompressed CSV and JSON Lines) are split into parts on record boundaries and loaded in parallel by the part loader. Size a part so that it loads in well under the part loader's timeout: about 64 MiB at 60 s against a table with on-demand capacity."
+  type        = number
+  default     = 67108864
+
+  validation {
+    condition     = var.part_bytes >= 65536 && var.part_bytes <= 5368709120 && floor(var.part_bytes) == var.part_bytes
+    error_message = "part_bytes must be a whole number of bytes between 64 KiB and 5 GiB."
+  }
+}

@@ -72,6 +72,9 @@ class DatabaseSettings:
     batch_size: int = 1000
     write_threads: int = 4
     strict_ordering: bool = False
+    # Files bigger than part_bytes go to the part loader through this queue (unset: every file loads whole).
+    parts_queue_url: str | None = None
+    part_bytes: int = 64 << 20
 
     @classmethod
     def from_env(
@@ -91,4 +94,6 @@ class DatabaseSettings:
             batch_size=_positive_int(env, "PIPELINE_BATCH_SIZE", 1000, 100_000),
             write_threads=_positive_int(env, "PIPELINE_WRITE_THREADS", 4, 32),
             strict_ordering=_flag(env, "PIPELINE_STRICT_ORDERING"),
+            parts_queue_url=env.get("PIPELINE_PARTS_QUEUE_URL", "").strip() or None,
+            part_bytes=_positive_int(env, "PIPELINE_PART_BYTES", 64 << 20, 5 << 30),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.budget import Budget
 from pipeline.database import TableWriter, WriteResult
@@ -29,15 +29,40 @@ def load_file(
     budget: Budget | None = None,
 ) -> Manifest:
     """Validate every record of one file and load the good ones; the manifest says what happened."""
+    return load_stream(
+        s3,
+        writer,
+        ref,
+        dataset,
+        open_source(s3, ref),
+        quarantine_bucket=quarantine_bucket,
+        batch_size=batch_size,
+        budget=budget,
+    )
+
+
+def load_stream(
+    s3: S3Client,
+    writer: TableWriter,
+    ref: ObjectRef,
+    dataset: Dataset,
+    body: Any,
+    *,
+    quarantine_bucket: str,
+    batch_size: int = 1000,
+    budget: Budget | None = None,
+    line_offset: int = 0,
+    rejects_at: str | None = None,
+) -> Manifest:
+    """Load the records of ``body`` (a whole file, or one part of it numbered from ``line_offset``)."""
     if dataset.schema is None:
         raise ValueError(f"dataset {dataset.name!r} has no schema: nothing to load into a table")
     fmt, gzipped = detect_format(ref.key, dataset.format)
-    rejects = RejectsWriter(ref)
+    rejects = RejectsWriter(ref, rejects_at)
     written = WriteResult()
     read = 0
     error: str | None = None
     quarantined: str | None = None
-    body = open_source(s3, ref)
     try:
         for batch in iter_validated_batches(
             body,
@@ -47,6 +72,7 @@ def load_file(
             gzipped=gzipped,
             delimiter=dataset.delimiter,
             batch_size=batch_size,
+            line_offset=line_offset,
         ):
             if budget is not None:
                 budget.check()  # stop between batches, never mid-write: the writes so far are idempotent
@@ -59,6 +85,9 @@ def load_file(
         # The file as a whole cannot be read: keep a copy for replay; records before the fault stay loaded.
         error = str(exc)
         quarantined = quarantine_file(s3, ref, quarantine_bucket)
+    except BaseException:
+        rejects.discard()
+        raise
     finally:
         body.close()
     rejects_key = rejects.upload(s3, quarantine_bucket)

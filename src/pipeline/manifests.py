@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 from pipeline.objects import ObjectRef
@@ -22,10 +23,12 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 Stage = Literal["datalake", "database"]
-Status = Literal["loaded", "partial", "quarantined"]
+Status = Literal["loaded", "partial", "quarantined", "in_progress"]
+FINAL_STATUSES: frozenset[str] = frozenset({"loaded", "partial", "quarantined"})
 MANIFESTS_PREFIX = "manifests/"
 REJECTS_PREFIX = "rejects/"
 FILES_PREFIX = "files/"
+WORK_PREFIX = "work/"
 MAX_ERRORS_IN_MANIFEST = 10
 
 
@@ -55,10 +58,14 @@ class Manifest(BaseModel):
     records_rejected: int = 0
     # valid records not written because the table already holds a newer version of them
     records_superseded: int = 0
+    # the rejects object, or for a file loaded in parts the prefix of its parts' rejects objects
     rejects_key: str | None = None
     quarantined_file_key: str | None = None
     error: str | None = None
     first_errors: list[RecordError] = Field(default_factory=list)
+    # a big file is loaded in parts (pipeline.splits): how many, and how many have finished
+    parts_total: int = 1
+    parts_done: int = 0
 
 
 def describe(stage: Stage, status: Status, dataset: str, ref: ObjectRef, **outcome: Any) -> Manifest:
@@ -90,6 +97,32 @@ def rejects_key(ref: ObjectRef) -> str:
 
 def quarantined_file_key(ref: ObjectRef) -> str:
     return f"{FILES_PREFIX}{_suffix(ref)}"
+
+
+def work_prefix(ref: ObjectRef) -> str:
+    """Where the parts of a file version record their results (in the quarantine bucket)."""
+    return f"{WORK_PREFIX}{_suffix(ref)}/"
+
+
+def part_rejects_key(ref: ObjectRef, index: int) -> str:
+    return f"{REJECTS_PREFIX}{_suffix(ref)}/part-{index:05d}.jsonl"
+
+
+def final_manifest(s3: S3Client, bucket: str, stage: Stage, ref: ObjectRef) -> Manifest | None:
+    """The manifest of a file version that is done (loaded, partial, quarantined), or None."""
+    try:
+        manifest = read_manifest(s3, bucket, manifest_key(stage, ref))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {
+            "404",
+            "NoSuchKey",
+            "NotFound",
+            "403",
+            "AccessDenied",
+        }:
+            return None
+        raise
+    return manifest if manifest.status in FINAL_STATUSES else None
 
 
 def write_manifest(s3: S3Client, bucket: str, ref: ObjectRef, manifest: Manifest) -> str:

@@ -22,8 +22,9 @@ SPOOL_IN_MEMORY = 8 * 1024**2
 class RejectsWriter:
     """Collects rejected records as JSON Lines and uploads them once the file is done."""
 
-    def __init__(self, ref: ObjectRef) -> None:
+    def __init__(self, ref: ObjectRef, key: str | None = None) -> None:
         self._ref = ref
+        self._key = key or rejects_key(ref)  # a part of a file writes its own object beside the others
         self._lineage = ref.lineage()
         # Closed by upload(), which the loader always calls once the file is done.
         self._spool: SpooledTemporaryFile[bytes] = SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
@@ -42,12 +43,16 @@ class RejectsWriter:
         }
         self._spool.write(orjson.dumps(entry, default=str) + b"\n")
 
+    def discard(self) -> None:
+        """Drop what was collected (the work is handed back and will be done again)."""
+        self._spool.close()
+
     def upload(self, s3: S3Client, bucket: str) -> str | None:
         """Upload the rejects (if any) to the quarantine bucket; returns their key."""
         try:
             if not self.count:
                 return None
-            key = rejects_key(self._ref)
+            key = self._key
             self._spool.seek(0)
             s3.upload_fileobj(self._spool, bucket, key, ExtraArgs={"ContentType": "application/x-ndjson"})
             return key

@@ -77,6 +77,7 @@ def iter_validated_batches(
     gzipped: bool = False,
     delimiter: str = ",",
     batch_size: int = 1000,
+    line_offset: int = 0,
 ) -> Iterator[ValidatedBatch]:
     """Read, validate and serialise ``stream`` in batches of ``batch_size`` records (not lines).
 
@@ -89,7 +90,9 @@ def iter_validated_batches(
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     plan = _plan(schema)
     on_header = functools.partial(_check_header, plan) if fmt == "csv" else None
-    rows = iter_rows(stream, fmt, gzipped=gzipped, delimiter=delimiter, on_header=on_header)
+    rows = iter_rows(
+        stream, fmt, gzipped=gzipped, delimiter=delimiter, on_header=on_header, line_offset=line_offset
+    )
     prepare = _PREPARE[fmt]
     # Built once per file and shared by its items (one dict per attribute, not per item, saves the
     # allocator and the garbage collector a lot of work): treat items as read-only.

@@ -13,11 +13,13 @@ from pipeline import clients
 from pipeline.budget import Budget, process_within_budget
 from pipeline.config import DatabaseSettings
 from pipeline.database import TableWriter
-from pipeline.datasets import DATASETS, route
+from pipeline.datasets import DATASETS, Dataset, route
 from pipeline.events import object_refs
 from pipeline.loader import load_file
-from pipeline.manifests import write_manifest
+from pipeline.manifests import final_manifest, write_manifest
+from pipeline.parts import plan_file, splittable
 from pipeline.sources import pin_version
+from pipeline.tables import log_manifest, table_writer
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME, set by Terraform to the function key
 # Validated once, at cold start: a bad deployment fails loudly with the variable's name.
@@ -28,6 +30,10 @@ dynamodb = clients.dynamodb()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+def writer_for(dataset: Dataset) -> TableWriter:
+    return table_writer(dynamodb, settings, dataset)
+
+
 def record_handler(record: SQSRecord, budget: Budget) -> None:
     for announced in object_refs(record.body):
         dataset = route(announced.key)
@@ -35,16 +41,25 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
             continue  # lake-only or unclassified: the data lake loader has it
         ref = pin_version(s3, announced)
         with logger.append_context_keys(source_key=ref.key, source_version=ref.version_label):
-            writer = TableWriter(
-                client=dynamodb,
-                table=settings.tables[dataset.name],
-                key_field=dataset.key_field,
-                threads=settings.write_threads,
-                strict_ordering=settings.strict_ordering,
-            )
+            if final_manifest(s3, settings.quarantine_bucket, "database", ref) is not None:
+                # A replay or duplicate delivery of a version already loaded: nothing to write.
+                logger.info("already loaded", extra={"dataset": dataset.name})
+                continue
+            if settings.parts_queue_url and splittable(ref, dataset, settings.part_bytes):
+                manifest = plan_file(
+                    s3,
+                    sqs,
+                    ref,
+                    dataset,
+                    parts_queue_url=settings.parts_queue_url,
+                    part_bytes=settings.part_bytes,
+                    quarantine_bucket=settings.quarantine_bucket,
+                )
+                log_manifest(logger, manifest)
+                continue
             manifest = load_file(
                 s3,
-                writer,
+                writer_for(dataset),
                 ref,
                 dataset,
                 quarantine_bucket=settings.quarantine_bucket,
@@ -52,18 +67,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
                 budget=budget,
             )
             write_manifest(s3, settings.quarantine_bucket, ref, manifest)
-            logger.info(
-                "file loaded",
-                extra={
-                    "dataset": dataset.name,
-                    "status": manifest.status,
-                    "records_read": manifest.records_read,
-                    "records_loaded": manifest.records_loaded,
-                    "records_rejected": manifest.records_rejected,
-                    "records_superseded": manifest.records_superseded,
-                    "error": manifest.error,
-                },
-            )
+            log_manifest(logger, manifest)
 
 
 @logger.inject_lambda_context

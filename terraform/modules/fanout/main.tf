@@ -64,20 +64,24 @@ resource "aws_sns_topic" "this" {
 data "aws_iam_policy_document" "queue" {
   for_each = local.queues
 
-  statement {
-    sid       = "AllowTopicToSend"
-    actions   = ["sqs:SendMessage"]
-    resources = [each.value.arn]
+  dynamic "statement" {
+    for_each = each.value.subscribe ? [1] : []
 
-    principals {
-      type        = "Service"
-      identifiers = ["sns.amazonaws.com"]
-    }
+    content {
+      sid       = "AllowTopicToSend"
+      actions   = ["sqs:SendMessage"]
+      resources = [each.value.arn]
 
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [local.topic_arn]
+      principals {
+        type        = "Service"
+        identifiers = ["sns.amazonaws.com"]
+      }
+
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [local.topic_arn]
+      }
     }
   }
 
@@ -153,7 +157,7 @@ resource "aws_sqs_queue" "this" {
 }
 
 resource "aws_sns_topic_subscription" "this" {
-  for_each = local.queues
+  for_each = { for key, queue in local.queues : key => queue if queue.subscribe }
 
   topic_arn            = aws_sns_topic.this.arn
   protocol             = "sqs"

@@ -65,12 +65,15 @@ variable "consumers" {
     - message_retention_seconds: how long the queue keeps a message (60 s - 14 days).
     - dlq_message_retention_seconds: how long the dead-letter queue keeps one. A standard queue keeps a message's
       original enqueue time when it is dead-lettered, so this must be longer than message_retention_seconds.
+    - subscribe: whether the queue receives the topic's events (default true); false makes a work queue that
+      other producers send to (its policy then admits no topic).
   EOT
   type = map(object({
     visibility_timeout_seconds    = number
     max_receive_count             = optional(number, 5)
     message_retention_seconds     = optional(number, 345600)
     dlq_message_retention_seconds = optional(number, 1209600)
+    subscribe                     = optional(bool, true)
   }))
 
   validation {

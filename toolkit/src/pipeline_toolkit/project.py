@@ -21,8 +21,9 @@ from typing import Any
 
 PROJECT_DIR_ENV = "PIPELINE_PROJECT_DIR"
 FUNCTIONS_FILE = Path("terraform") / "functions.json"
-#: What a function may be triggered by: the landing bucket's S3 events (through the SNS fan-out).
-TRIGGERS = frozenset({"landing-events"})
+#: What a function may be triggered by: the landing bucket's S3 events (through the SNS fan-out), or a queue
+#: of its own that other functions send work to (the parts of big files).
+TRIGGERS = frozenset({"landing-events", "parts"})
 
 
 class ProjectError(RuntimeError):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.datasets import route
 from pipeline.events import EventError, object_refs
-from pipeline.manifests import Manifest, iter_manifests
+from pipeline.manifests import WORK_PREFIX, Manifest, iter_manifests
 from pipeline_toolkit.project import load_functions
 
 if TYPE_CHECKING:
@@ -45,7 +45,11 @@ class FileStatus:
         """Every stage that should see the file has written its manifest, or given up (dead letter)."""
         given_up = set(self.dead_lettered.values())
         lake_done = self.datalake is not None or "datalake" in given_up
-        database_done = not self.loads_database or self.database is not None or "database" in given_up
+        database_done = (
+            not self.loads_database
+            or (self.database is not None and self.database.status != "in_progress")
+            or "database" in given_up
+        )
         return lake_done and database_done
 
     @property
@@ -53,6 +57,8 @@ class FileStatus:
         if self.dead_lettered:
             return "dead-lettered (" + ", ".join(sorted(self.dead_lettered)) + ")"
         if not self.settled:
+            if self.database is not None and self.database.parts_total > 1:
+                return f"in progress ({self.database.parts_done}/{self.database.parts_total} parts)"
             return "in progress"
         statuses = [m.status for m in (self.datalake, self.database) if m is not None]
         if "quarantined" in statuses:
@@ -142,6 +148,15 @@ def table_item_count(clients: Clients, table: str) -> int:
     return total
 
 
+def parts_done(clients: Clients, bucket: str, manifest: Manifest) -> int:
+    """How many parts of a file in progress have finished (their results, listed)."""
+    prefix = f"{WORK_PREFIX}{manifest.source_key}@{manifest.source_version}/parts/"
+    done = 0
+    for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        done += len(page.get("Contents", []))
+    return done
+
+
 def collect(clients: Clients, outputs: StackOutputs, keys: Iterable[str] | None = None) -> StackStatus:
     """The status of every landed file (or only of ``keys``), with the table and the queues."""
     wanted = set(keys) if keys is not None else None
@@ -158,6 +173,8 @@ def collect(clients: Clients, outputs: StackOutputs, keys: Iterable[str] | None 
         if manifest.stage == "datalake":
             status.datalake = manifest
         else:
+            if manifest.status == "in_progress":
+                manifest.parts_done = parts_done(clients, outputs.quarantine_bucket, manifest)
             status.database = manifest
     dlq_depths: dict[str, int] = {}
     queue_depths: dict[str, int] = {}

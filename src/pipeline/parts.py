@@ -1,0 +1,225 @@
+"""Big files in parts: plan them (database loader), load each part (part loader), add up the parts.
+
+- :func:`plan_file` splits an uncompressed CSV / JSON Lines file bigger than ``part_bytes`` on record
+  boundaries (:mod:`pipeline.splits`) and sends one message per part to the parts queue, which the part
+  loader consumes: planning is cheap (one scan counting quotes and newlines), the parts carry the load and
+  run in parallel, and no function sends to its own queue (Lambda's recursive loop detection never applies).
+- :func:`load_part` loads one part: a ranged GET of exactly its bytes, validated and written like a whole
+  file, its rejects in an object of its own, then its result in ``work/<key>@<version>/parts/<index>.json``.
+  A part that already has a result is not loaded again (a duplicate delivery writes nothing).
+- :func:`finish` writes the file's one manifest once every part has a result: the counts are the sum of the
+  parts', each part counted once however often it ran.
+
+Gzip files and JSON arrays cannot be split by byte range; they are loaded whole by the database loader
+within its time budget (see the README for what that bounds).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.budget import Budget
+from pipeline.database import TableWriter
+from pipeline.datasets import Dataset
+from pipeline.manifests import (
+    Manifest,
+    RecordError,
+    describe,
+    part_rejects_key,
+    rejects_key,
+    work_prefix,
+    write_manifest,
+)
+from pipeline.objects import ObjectRef
+from pipeline.readers import detect_format
+from pipeline.sources import version_args
+from pipeline.splits import SPLITTABLE, Part, PartStream, plan_parts
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+SQS_BATCH_LIMIT = 10
+MESSAGE_KIND = "file-part"
+
+
+@dataclass(frozen=True, slots=True)
+class PartResult:
+    """What one part did; written once the part is done."""
+
+    index: int
+    records_read: int
+    records_loaded: int
+    records_rejected: int
+    records_superseded: int
+    rejects_key: str | None
+    first_errors: list[dict[str, Any]]
+    error: str | None = None
+
+
+def splittable(ref: ObjectRef, dataset: Dataset, part_bytes: int) -> bool:
+    fmt, gzipped = detect_format(ref.key, dataset.format)
+    return not gzipped and fmt in SPLITTABLE and (ref.size or 0) > part_bytes
+
+
+def ranged_reader(s3: S3Client, ref: ObjectRef) -> Any:
+    def read_range(start: int, end: int) -> bytes:
+        response = s3.get_object(
+            Bucket=ref.bucket, Key=ref.key, Range=f"bytes={start}-{end - 1}", **version_args(ref)
+        )
+        data: bytes = response["Body"].read()
+        return data
+
+    return read_range
+
+
+def ref_to_dict(ref: ObjectRef) -> dict[str, Any]:
+    raw = asdict(ref)
+    raw["event_time"] = ref.event_time.isoformat()
+    return raw
+
+
+def ref_from_dict(raw: dict[str, Any]) -> ObjectRef:
+    from datetime import datetime  # noqa: PLC0415 - only for this conversion
+
+    return ObjectRef(**{**raw, "event_time": datetime.fromisoformat(raw["event_time"])})
+
+
+def plan_file(
+    s3: S3Client,
+    sqs: SQSClient,
+    ref: ObjectRef,
+    dataset: Dataset,
+    *,
+    parts_queue_url: str,
+    part_bytes: int,
+    quarantine_bucket: str,
+) -> Manifest:
+    """Split the file into parts and queue them; the manifest says the file is in progress."""
+    fmt, _ = detect_format(ref.key, dataset.format)
+    assert ref.size is not None
+    parts = plan_parts(ranged_reader(s3, ref), ref.size, fmt, part_bytes)
+    manifest = describe("database", "in_progress", dataset.name, ref, parts_total=len(parts), parts_done=0)
+    # Before the parts are queued: the last part's final manifest must never be overwritten by this one.
+    write_manifest(s3, quarantine_bucket, ref, manifest)
+    bodies = [
+        json.dumps(
+            {"kind": MESSAGE_KIND, "dataset": dataset.name, "ref": ref_to_dict(ref), "part": p.to_dict()}
+        )
+        for p in parts
+    ]
+    for start in range(0, len(bodies), SQS_BATCH_LIMIT):
+        chunk = bodies[start : start + SQS_BATCH_LIMIT]
+        response = sqs.send_message_batch(
+            QueueUrl=parts_queue_url,
+            Entries=[{"Id": str(index), "MessageBody": body} for index, body in enumerate(chunk)],
+        )
+        if response.get("Failed"):
+            # Raise: the planning message is retried, and re-sending a part is harmless (idempotent parts).
+            raise RuntimeError(f"could not queue {len(response['Failed'])} part(s) of {ref.key}")
+    return manifest
+
+
+def result_key(ref: ObjectRef, index: int) -> str:
+    return f"{work_prefix(ref)}parts/{index:05d}.json"
+
+
+def _exists(s3: S3Client, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        # Without s3:ListBucket, S3 answers a missing key with 403 rather than 404.
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "403"}:
+            return False
+        raise
+    return True
+
+
+def load_part(
+    s3: S3Client,
+    writer: TableWriter,
+    ref: ObjectRef,
+    dataset: Dataset,
+    part: Part,
+    *,
+    quarantine_bucket: str,
+    batch_size: int,
+    budget: Budget | None = None,
+) -> bool:
+    """Load one part unless it is done already; True when this call loaded it."""
+    from pipeline.loader import load_stream  # noqa: PLC0415 - loader imports this module's neighbours
+
+    key = result_key(ref, part.index)
+    if _exists(s3, quarantine_bucket, key):
+        return False
+    body = s3.get_object(
+        Bucket=ref.bucket, Key=ref.key, Range=f"bytes={part.start}-{part.end - 1}", **version_args(ref)
+    )["Body"]
+    stream = PartStream(part, body)
+    outcome = load_stream(
+        s3,
+        writer,
+        ref,
+        dataset,
+        stream,
+        line_offset=stream.line_offset,
+        rejects_at=part_rejects_key(ref, part.index),
+        quarantine_bucket=quarantine_bucket,
+        batch_size=batch_size,
+        budget=budget,
+    )
+    result = PartResult(
+        index=part.index,
+        records_read=outcome.records_read,
+        records_loaded=outcome.records_loaded,
+        records_rejected=outcome.records_rejected,
+        records_superseded=outcome.records_superseded,
+        rejects_key=outcome.rejects_key,
+        first_errors=[error.model_dump() for error in outcome.first_errors],
+        error=outcome.error,
+    )
+    s3.put_object(
+        Bucket=quarantine_bucket,
+        Key=key,
+        Body=json.dumps(asdict(result)).encode(),
+        ContentType="application/json",
+    )
+    return True
+
+
+def finish(s3: S3Client, ref: ObjectRef, dataset: Dataset, part: Part, *, quarantine_bucket: str) -> Manifest:
+    """The file's manifest from the parts done so far: final once every part has a result."""
+    prefix = f"{work_prefix(ref)}parts/"
+    results: list[PartResult] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=quarantine_bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            raw = json.loads(s3.get_object(Bucket=quarantine_bucket, Key=item["Key"])["Body"].read())
+            results.append(PartResult(**raw))
+    results.sort(key=lambda result: result.index)
+    errors = [RecordError(**error) for result in results for error in result.first_errors]
+    errors.sort(key=lambda error: error.line)
+    failed = [result.error for result in results if result.error]
+    rejected = sum(result.records_rejected for result in results)
+    done = len(results) == part.count
+    status = (
+        "in_progress" if not done else ("quarantined" if failed else ("partial" if rejected else "loaded"))
+    )
+    return describe(
+        "database",
+        status,  # type: ignore[arg-type]
+        dataset.name,
+        ref,
+        records_read=sum(result.records_read for result in results),
+        records_loaded=sum(result.records_loaded for result in results),
+        records_rejected=rejected,
+        records_superseded=sum(result.records_superseded for result in results),
+        rejects_key=(rejects_key(ref).removesuffix(".jsonl") + "/") if rejected else None,
+        error=failed[0] if failed else None,
+        first_errors=errors[:10],
+        parts_total=part.count,
+        parts_done=len(results),
+    )

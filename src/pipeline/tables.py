@@ -1,0 +1,42 @@
+"""What the database and part loaders share: a table writer per dataset, the manifest log line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipeline.config import DatabaseSettings
+from pipeline.database import TableWriter
+from pipeline.datasets import Dataset
+from pipeline.manifests import Manifest
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+def table_writer(client: DynamoDBClient, settings: DatabaseSettings, dataset: Dataset) -> TableWriter:
+    if dataset.key_field is None:
+        raise ValueError(f"dataset {dataset.name!r} has no key field: it is not loaded into a table")
+    return TableWriter(
+        client=client,
+        table=settings.tables[dataset.name],
+        key_field=dataset.key_field,
+        threads=settings.write_threads,
+        strict_ordering=settings.strict_ordering,
+    )
+
+
+def log_manifest(logger: Logger, manifest: Manifest) -> None:
+    logger.info(
+        "file loaded" if manifest.status != "in_progress" else "file in progress",
+        extra={
+            "dataset": manifest.dataset,
+            "status": manifest.status,
+            "records_read": manifest.records_read,
+            "records_loaded": manifest.records_loaded,
+            "records_rejected": manifest.records_rejected,
+            "records_superseded": manifest.records_superseded,
+            "parts": f"{manifest.parts_done}/{manifest.parts_total}",
+            "error": manifest.error,
+        },
+    )

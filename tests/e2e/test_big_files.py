@@ -1,0 +1,96 @@
+"""End to end: a file big enough to need several parts, its re-upload, its replay, and its batch-mates.
+
+The session stack's part size is small (``part_bytes`` in the embedded variables), so a file of a few hundred
+KB takes the same path a multi-GB file takes on AWS: planned by the database loader, loaded in parts by the
+part loader, added up into one manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from tests.e2e.support import Pipeline, unique
+
+from pipeline_toolkit.s3_events import s3_event, s3_record, sns_notification
+
+pytestmark = pytest.mark.e2e
+
+ROWS = 6_000  # about 400 KB: two or more parts of 256 KiB
+
+
+def big_csv(run: str, rows: int, note: str = "first") -> bytes:
+    # Every tenth note is a quoted field holding a newline: a cut must never fall inside it.
+    lines = ["UserId,FirstName,LastName,Email,Gender,Age"]
+    for n in range(rows):
+        last = f'"Last\n{n}"' if n % 10 == 0 else f"Last{n}"
+        lines.append(f"{run}-{n},{note}{n},{last},user{n}@example.com,female,{20 + n % 60}")
+    lines.append(f"{run}-bad,Bad,Row,not-an-email,female,200")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_file_of_many_parts_loads_every_record_once(pipeline: Pipeline) -> None:
+    run = unique("big")
+    key = f"{run}/users.csv"
+    file = pipeline.process(key, big_csv(run, ROWS))
+
+    manifest = file.database
+    assert manifest is not None
+    assert manifest.parts_total >= 2
+    assert manifest.parts_done == manifest.parts_total
+    assert (manifest.records_read, manifest.records_loaded, manifest.records_rejected) == (ROWS + 1, ROWS, 1)
+    assert manifest.status == "partial"
+    # The reject keeps the original file's line number: the header, 6,000 records of which 600 take two lines.
+    assert [error.line for error in manifest.first_errors] == [1 + ROWS + ROWS // 10 + 1]
+    users = pipeline.users_with_prefix(f"{run}-")
+    assert len(users) == ROWS
+    assert users[f"{run}-10"]["last_name"] == "Last\n10"
+    assert not pipeline.dead_letters("database-loader")
+    assert not pipeline.dead_letters("part-loader")
+
+
+def test_a_re_upload_updates_every_record_and_a_replay_writes_nothing(pipeline: Pipeline) -> None:
+    run = unique("again")
+    key = f"{run}/users.csv"
+    pipeline.process(key, big_csv(run, ROWS))
+    second = pipeline.process(key, big_csv(run, ROWS, note="second"))
+
+    assert second.database is not None
+    assert second.database.records_loaded == ROWS
+    assert pipeline.users_with_prefix(f"{run}-")[f"{run}-7"]["first_name"] == "second7"
+
+    # The very same version announced again, as a duplicate delivery would: skipped on its manifest, which
+    # is therefore not even rewritten.
+    manifest_key = f"manifests/database/{key}@{second.version}"
+    s3 = pipeline.clients.s3
+    before = s3.head_object(Bucket=pipeline.outputs.quarantine_bucket, Key=f"{manifest_key}.json")
+    record = s3_record(pipeline.outputs.landing_bucket, key, version=second.version, minimal=True)
+    queue = pipeline.outputs.queues["database-loader"].url
+    pipeline.clients.sqs.send_message(QueueUrl=queue, MessageBody=sns_notification(s3_event(record)))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        attributes = pipeline.clients.sqs.get_queue_attributes(
+            QueueUrl=queue,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if not any(int(value) for value in attributes.values()):
+            break
+        time.sleep(0.5)
+    after = s3.head_object(Bucket=pipeline.outputs.quarantine_bucket, Key=f"{manifest_key}.json")
+    assert after["LastModified"] == before["LastModified"]
+    assert json.loads(pipeline.quarantine_object(f"{manifest_key}.json"))["status"] == "partial"
+
+
+def test_small_files_sharing_a_batch_with_a_big_one_all_finish(pipeline: Pipeline) -> None:
+    run = unique("mix")
+    big = pipeline.drop(f"{run}/users-big.csv", big_csv(run, ROWS))
+    small = [
+        pipeline.drop(f"{run}/users-{n}.csv", f"UserId,Email\n{run}-s{n},s{n}@example.com\n".encode())
+        for n in range(9)
+    ]
+    for key, version, dropped in [big, *small]:
+        file = pipeline.wait(key, version, dropped)
+        assert file.outcome in {"loaded", "partial"}, f"{key}: {file.outcome}"
+    assert len(pipeline.users_with_prefix(f"{run}-s")) == 9
+    assert not pipeline.dead_letters("database-loader")
