@@ -44,6 +44,16 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 SQS_BATCH_LIMIT = 10
+# Content the readers refuse or decompress: such a file is never cut by byte range.
+BINARY_MAGIC = (
+    b"\x1f\x8b",
+    b"PK\x03\x04",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"\x28\xb5\x2f\xfd",
+    b"\xff\xfe",
+    b"\xfe\xff",
+)
 MESSAGE_KIND = "file-part"
 
 
@@ -61,9 +71,17 @@ class PartResult:
     error: str | None = None
 
 
-def splittable(ref: ObjectRef, dataset: Dataset, part_bytes: int) -> bool:
+def splittable(s3: S3Client, ref: ObjectRef, dataset: Dataset, part_bytes: int) -> bool:
+    """Whether the file is big enough to split, and text that can be cut by byte range.
+
+    The first bytes are looked at too: a gzip (or other binary) file whose name says ``.csv`` is read whole,
+    as the readers detect gzip from the content.
+    """
     fmt, gzipped = detect_format(ref.key, dataset.format)
-    return not gzipped and fmt in SPLITTABLE and (ref.size or 0) > part_bytes
+    if gzipped or fmt not in SPLITTABLE or (ref.size or 0) <= part_bytes:
+        return False
+    head = ranged_reader(s3, ref)(0, 16)
+    return not any(head.startswith(magic) for magic in BINARY_MAGIC)
 
 
 def ranged_reader(s3: S3Client, ref: ObjectRef) -> Any:

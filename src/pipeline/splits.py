@@ -111,6 +111,9 @@ def plan_parts(  # noqa: PLR0912 - one scan loop; splitting it would hide the pa
         if quoted:
             quotes += chunk.count(_QUOTE, position)
         offset += len(chunk)
+    if quoted and (header is None or not header.strip() or _NL in header or b"\r" in header):
+        # Whitespace before the header, or a header spanning lines: the parts could not rebuild it exactly.
+        return [whole(size)]
     starts = [(0, 1), *cuts]
     ends = [cut for cut, _ in cuts] + [size]
     count = len(starts)

@@ -104,3 +104,14 @@ def test_a_malformed_part_names_the_files_line() -> None:
 def test_parts_round_trip_through_json() -> None:
     part = Part(2, 5, 100, 200, 17, "id,name")
     assert Part.from_dict(part.to_dict()) == part
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\n  \nid,n\n1,a\n2,b\n3,c\n",  # whitespace before the header: the readers skip it, parts could not
+        b'"i\nd",n\n1,a\n2,b\n3,c\n',  # a header spanning two lines
+    ],
+)
+def test_a_header_the_parts_could_not_rebuild_means_one_part(data: bytes) -> None:
+    assert plan_parts(reader(data), len(data), "csv", 4) == [Part(0, 1, 0, len(data), 1)]

@@ -45,7 +45,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
                 # A replay or duplicate delivery of a version already loaded: nothing to write.
                 logger.info("already loaded", extra={"dataset": dataset.name})
                 continue
-            if settings.parts_queue_url and splittable(ref, dataset, settings.part_bytes):
+            if settings.parts_queue_url and splittable(s3, ref, dataset, settings.part_bytes):
                 manifest = plan_file(
                     s3,
                     sqs,
