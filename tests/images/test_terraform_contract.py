@@ -1,6 +1,7 @@
-"""The images and the Terraform stack agree: a plan of the real stack, made with exactly the variables
-``scripts/deploy.py`` passes, configures each function with its Dockerfile's CMD and the architecture the
-image was built for.
+"""The image and the Terraform stack agree: a plan of the real stack, made with exactly the variables
+``pipeline_toolkit.deploy`` passes, runs every function of terraform/functions.json with that function's
+handler as its command (the image has no CMD), on the architecture the image was built for; and each of those
+handlers is importable and callable in the reproduced install of the one image.
 
 The plan runs against the embedded emulator (no AWS account), from a copy of terraform/ so that nothing is
 written into the working tree. Needs the terraform binary and a provider (registry or TF_PLUGIN_MIRROR).
@@ -12,18 +13,21 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import deploy
 import pytest
-from imagefiles import ARCHITECTURES, FUNCTIONS, dockerfile_path, parse_dockerfile
-from tests.images.replay import REPO
+from tests.images.replay import REPO, ImageInstall, run_handler
+
+from pipeline_toolkit import deploy
+from pipeline_toolkit.imagefiles import ARCHITECTURES
+from pipeline_toolkit.project import load_functions
 
 pytestmark = pytest.mark.terraform
 
-FAKE_DIGESTS = {function: "sha256:" + f"{n:x}" * 64 for n, function in enumerate(FUNCTIONS, start=10)}
+FUNCTIONS = load_functions(REPO)
+FAKE_DIGESTS = {key: "sha256:" + f"{n:x}" * 64 for n, key in enumerate(FUNCTIONS, start=10)}
 
 
 @pytest.fixture(scope="module")
@@ -56,21 +60,19 @@ def initialised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
 
 
 def plan(workdir: Path, env: dict[str, str], arch: str) -> dict[str, Any]:
-    settings = deploy.Settings(root=REPO, arch=arch, functions=FUNCTIONS, tf_dir=workdir)
-    tags = {function: f"{arch}-{'0' * 24}" for function in FUNCTIONS}
-    variables = deploy.terraform_vars(settings, tags, FAKE_DIGESTS)
+    variables = deploy.release_variables(arch, f"{arch}-{'0' * 24}", FAKE_DIGESTS)
+    var_file = workdir / f"{arch}.tfvars.json"
+    var_file.write_text(json.dumps(variables))  # as the Terraform wrapper passes them: a JSON var file
     planfile = workdir / f"{arch}.tfplan"
     result = subprocess.run(
-        ["terraform", "plan", "-input=false", "-lock=false", f"-out={planfile}", *variables],
+        ["terraform", "plan", "-input=false", "-lock=false", f"-out={planfile}", f"-var-file={var_file}"],
         cwd=workdir,
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert result.returncode == 0, (
-        f"terraform plan with deploy.py's variables failed:\n{result.stderr[-3000:]}"
-    )
+    assert result.returncode == 0, f"terraform plan with deploy's variables failed:\n{result.stderr[-3000:]}"
     shown = subprocess.run(
         ["terraform", "show", "-json", str(planfile)],
         cwd=workdir,
@@ -89,7 +91,7 @@ def planned_functions(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for change in document["resource_changes"]:
         if change["type"] != "aws_lambda_function":
             continue
-        keys = [function for function in FUNCTIONS if f'["{function}"]' in change["address"]]
+        keys = [key for key in FUNCTIONS if f'["{key}"]' in change["address"]]
         assert len(keys) == 1, f"cannot tell which function {change['address']} is"
         found[keys[0]] = change["change"]["after"]
     assert set(found) == set(FUNCTIONS), f"planned functions: {sorted(found)}"
@@ -97,16 +99,28 @@ def planned_functions(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
-def test_terraform_runs_each_image_with_its_dockerfile_cmd(
+def test_terraform_runs_every_function_with_its_handler_from_the_list(
     initialised: tuple[Path, dict[str, str]], arch: str
 ) -> None:
     workdir, env = initialised
     functions = planned_functions(plan(workdir, env, arch))
-    for function, after in functions.items():
-        cmd = parse_dockerfile(dockerfile_path(REPO, function)).cmd()
+    for key, after in functions.items():
         (image_config,) = after["image_config"]
-        assert image_config["command"] == cmd, f"{function}: Terraform command != Dockerfile CMD"
+        assert image_config["command"] == [FUNCTIONS[key].handler], f"{key}: command != functions.json"
         assert after["package_type"] == "Image"
         # One variable drives both: the image's docker platform and the function's architecture.
         assert after["architectures"] == [arch]
         assert ARCHITECTURES[arch] == {"x86_64": "linux/amd64", "arm64": "linux/arm64"}[arch]
+
+
+@pytest.mark.parametrize("key", list(FUNCTIONS))
+def test_each_command_is_importable_and_callable_in_the_one_install(
+    reproduce_install: Callable[..., ImageInstall], tmp_path: Path, key: str
+) -> None:
+    """What Lambda does at cold start with the command Terraform sets: import it from the task root."""
+    spec = FUNCTIONS[key]
+    # Names of the right form for what the environment references (the handlers validate them at import).
+    env = {name: reference.replace(".", "-") for name, reference in spec.environment.items()}
+    env |= {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": key}
+    report = run_handler(reproduce_install(), spec.handler, key, env, tmp_path)
+    assert report["result"] == {"callable": True}, report["log"]

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
@@ -67,12 +68,15 @@ from tests.terraform.iam_access import (
 from pipeline import datalake
 from pipeline_toolkit.context import LocalLambdaContext
 from pipeline_toolkit.emulator import patched_environ
+from pipeline_toolkit.project import load_functions
 from pipeline_toolkit.s3_events import s3_event, s3_record
 from pipeline_toolkit.sqs_event import sqs_event
 
 pytestmark = pytest.mark.terraform
 
+# The part loader's calls are not covered here yet (it needs a planned file's part messages): see the README.
 FUNCTION_KEYS = ("datalake-loader", "database-loader")
+LISTED = load_functions(Path(__file__).resolve().parents[2])
 # A fixed event time, far from the partitions other tests write to (ingest_date is the event's date).
 EVENT_TIME = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
 # s3transfer's smallest multipart chunk: the test copies a file just above it as a multipart copy.
@@ -382,8 +386,9 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:
         )
         put(f"users-{run}-overwritten.csv", _users_csv([_user(f"{user_prefix}newer")]), 7)
         large = put(f"blob-{run}.bin", b"\0" * (MULTIPART_TEST_THRESHOLD + 1024), 8)
-        for queue in out["queues"].values():
-            drain_notifications(sqs, queue["url"], prefix, expected=puts)
+        for key, queue in out["queues"].items():
+            if LISTED[key].trigger == "landing-events":  # work queues (parts) get no S3 events
+                drain_notifications(sqs, queue["url"], prefix, expected=puts)
 
         lake_key = functools.partial("dataset={}/ingest_date=2001-02-03/{}".format)
         scenarios: dict[str, list[Scenario]] = {
@@ -419,7 +424,7 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:
                 Scenario("bad rows", bad, _expect(status="partial", records_loaded=1, records_rejected=2)),
                 Scenario("binary users csv", binary, _expect(status="quarantined", records_loaded=0)),
                 Scenario("another dataset", other, _expect_no_manifest),
-                # The replay finds the keys in the table: conditional PutItem instead of BatchWriteItem.
+                # The replay finds its final manifest: skipped, nothing written.
                 Scenario("replay", good, _expect(status="loaded", records_loaded=3)),
                 Scenario(
                     "no versionId", unpinned, _expect(status="loaded", source_version=unpinned.version_id)
@@ -564,7 +569,7 @@ EXPECTED_CALLS = {
         ("s3", "PutObject", 200),
         ("dynamodb", "BatchGetItem", 200),
         ("dynamodb", "BatchWriteItem", 200),
-        ("dynamodb", "PutItem", 200),
+        ("s3", "GetObject", 200),  # the replay: its final manifest is read, and nothing is written
     },
 }
 

@@ -1,26 +1,31 @@
-#!/usr/bin/env python3
-"""Build the Lambda images, push them to ECR, and apply Terraform with the pushed digests.
+"""Build the one Lambda image, push it to every function's ECR repository, apply Terraform with the digests.
 
-Used by ``mk/images.mk`` (``make images``, ``push``, ``plan``, ``deploy``); ``--help`` lists the commands.
+``python -m pipeline_toolkit.deploy`` (``make images``, ``push``, ``plan``, ``deploy``; ``--help`` lists the
+commands), and :mod:`pipeline_toolkit.localstack`, which deploys to LocalStack through the same routines.
 
-* Each image is tagged ``<arch>-<hash>``, the hash taken over its Dockerfile and every build-context file it
-  copies (see ``imagefiles.py``): unchanged content means the same tag.
-* ``push`` never re-pushes a tag ECR already has (a rebuild of unchanged content is not byte-identical, so
-  re-pushing would move the digest); it resolves every function's digest from ECR.
-* ``deploy`` passes those digests to Terraform (``image_digests``), so a function whose image content
-  changed always gets a new digest and is updated, and one whose content did not keeps its digest and is
-  left alone.
-* Builds use the docker CLI with buildx (``--platform``, ``--provenance=false``, ``--sbom=false``): Lambda
-  rejects images pushed as a manifest list, which is what attestations turn a single image into.
+* Every function runs the same image (``images/Dockerfile``); Terraform sets which handler each one runs
+  (``image_config.command``, from ``terraform/functions.json``). The image is built once, tagged
+  ``<arch>-<hash>``, the hash taken over the Dockerfile and every build-context file it copies (see
+  :mod:`pipeline_toolkit.imagefiles`): unchanged content means the same tag.
+* ``push`` pushes that tag to every function's repository that lacks it, and never re-pushes a tag ECR already
+  has (a rebuild of unchanged content is not byte-identical, so re-pushing would move the digest); it resolves
+  every function's digest from ECR.
+* ``deploy`` passes those digests to Terraform (``image_digests``), so a changed image gives every function a
+  new digest and updates it, and an unchanged one keeps the digests and leaves the functions alone. On the
+  first deploy the ECR repositories are applied alone first, so there is somewhere to push to.
+* Builds use ``docker buildx build --platform … --provenance=false --sbom=false --load``: Lambda rejects
+  images pushed as a manifest list, which is what attestations turn a single image into. Without buildx,
+  BuildKit through the engine (``DOCKER_BUILDKIT=1 docker build --platform …``), which adds no attestations.
 
-Refuses, with a message that says what to do, when Docker or AWS credentials are missing.
+Terraform runs through the toolkit's one wrapper, :class:`pipeline_toolkit.terraform.Terraform` (providers
+from ``TF_PLUGIN_MIRROR`` when set). Refuses, with a message that says what to do, when Docker or AWS
+credentials are missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import json
 import os
 import shlex
@@ -30,19 +35,23 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 
-from pipeline_toolkit.imagefiles import ARCHITECTURES, FUNCTIONS, dockerfile_path, image_tag
+from pipeline_toolkit.imagefiles import ARCHITECTURES, dockerfile_path, image_tag
+from pipeline_toolkit.project import ProjectError, load_functions, project_dir
+from pipeline_toolkit.terraform import Terraform, TerraformError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_sts import STSClient
 
-ROOT = Path(__file__).resolve().parent.parent
-LOCAL_REPOSITORY = "s3-ingest-pipeline"  # local image names: s3-ingest-pipeline/<function>:<tag>
+LOCAL_IMAGE = "s3-ingest-pipeline/lambda"  # the local image name: s3-ingest-pipeline/lambda:<tag>
 STATE_DIR = Path("build") / "deploy"  # relative to the repository root; holds the last pushed digests
+#: Terraform addresses that create the ECR repositories, applied alone on the first deploy (before any push).
+ECR_TARGETS = ("module.ecr",)
 # Media types Lambda accepts for an image; an index or manifest list (what attestations make) it rejects.
 SINGLE_IMAGE_MEDIA_TYPES = {
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -56,31 +65,63 @@ class DeployError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """What a deploy runs against. ``extra_env`` is set on top of this process's environment for docker,
+    boto3 and Terraform (an empty value removes a variable): LocalStack's endpoint, for instance."""
+
     root: Path
     arch: str
     functions: tuple[str, ...]
-    tf_dir: Path
-    tf_init_flags: tuple[str, ...] = ()
+    tf_dir: Path = Path("terraform")  # relative to root (or absolute)
     profile: str | None = None
     region: str | None = None
     auto_approve: bool = False
-    ecr_targets: tuple[str, ...] = ()
+    ecr_targets: tuple[str, ...] = ECR_TARGETS
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # Terraform's working data and state; None: Terraform's defaults in the stack directory (and its backend).
+    tf_data_dir: Path | None = None
+    tf_state: Path | None = None
+
+    @classmethod
+    def for_checkout(cls, root: Path, arch: str, **options: Any) -> Settings:
+        """Settings for every function of the checkout's list (``terraform/functions.json``)."""
+        return cls(root=root, arch=arch, functions=tuple(load_functions(root)), **options)
 
     @property
     def platform(self) -> str:
         return ARCHITECTURES[self.arch]
 
-    def environment(self) -> dict[str, str]:
-        """The environment for terraform and docker: the caller's, with the chosen profile and region."""
-        env = dict(os.environ)
-        env.update(self.extra_env)
+    def overrides(self) -> dict[str, str]:
+        """The variables set on top of this process's environment: ``extra_env``, the profile and region."""
+        env = dict(self.extra_env)
         if self.profile:
             env["AWS_PROFILE"] = self.profile
         if self.region:
             env["AWS_REGION"] = self.region
             env["AWS_DEFAULT_REGION"] = self.region
         return env
+
+    def environment(self) -> dict[str, str]:
+        """The environment for docker and boto3: the caller's, with :meth:`overrides` (empty removes)."""
+        env = dict(os.environ)
+        for name, value in self.overrides().items():
+            if value:
+                env[name] = value
+            else:
+                env.pop(name, None)
+        return env
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """One build of the image, in ECR: its content tag and the digest every function's repository holds."""
+
+    arch: str
+    tag: str
+    digests: Mapping[str, str]
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        return release_variables(self.arch, self.tag, self.digests)
 
 
 def say(message: str) -> None:
@@ -95,13 +136,14 @@ def run(
     stdin: str | None = None,
     check: bool = True,
     echo: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     if echo:
-        say("+ " + shlex.join(argv))
+        say("+ " + shlex.join([*(f"{name}={value}" for name, value in (env or {}).items()), *argv]))
     result = subprocess.run(
         list(argv),
         cwd=settings.root,
-        env=settings.environment(),
+        env={**settings.environment(), **(env or {})},
         input=stdin,
         text=True,
         capture_output=capture,
@@ -119,10 +161,10 @@ def run(
 
 
 def check_docker(settings: Settings) -> list[str]:
-    """Problems that stop a build or push; empty when the docker CLI, its engine and buildx all answer."""
+    """Problems that stop a build or push; empty when the docker CLI and its engine answer."""
     if shutil.which("docker", path=settings.environment().get("PATH")) is None:
         return [
-            "Docker is required to build and push the Lambda images, and the `docker` command is not on "
+            "Docker is required to build and push the Lambda image, and the `docker` command is not on "
             "PATH. Install Docker Engine (or Docker Desktop) with the buildx plugin, then run make again."
         ]
     info = run(
@@ -134,23 +176,40 @@ def check_docker(settings: Settings) -> list[str]:
             f"The docker CLI is installed but no Docker engine answers (`docker info`: {reason}). "
             "Start Docker, or point DOCKER_HOST at a running engine, then run make again."
         ]
-    buildx = run(["docker", "buildx", "version"], settings, capture=True, check=False, echo=False)
-    if buildx.returncode != 0:
-        return [
-            "The docker buildx plugin is missing (`docker buildx version` failed). It is needed to build for "
-            "the functions' platform with attestations off; install the docker-buildx plugin."
-        ]
     return []
 
 
+def has_buildx(settings: Settings) -> bool:
+    return (
+        run(["docker", "buildx", "version"], settings, capture=True, check=False, echo=False).returncode == 0
+    )
+
+
 def aws_session(settings: Settings) -> boto3.Session:
+    """A session for the settings' profile, or else for the credentials in their environment."""
+    env = settings.environment()
+    region = settings.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
     try:
-        return boto3.Session(profile_name=settings.profile or None, region_name=settings.region or None)
+        if settings.profile:
+            # No explicit keys: with a named profile botocore reads neither those nor the environment's.
+            return boto3.Session(profile_name=settings.profile, region_name=region)
+        return boto3.Session(
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+            region_name=region,
+        )
     except ProfileNotFound:
         raise DeployError(
             f"AWS profile {settings.profile!r} is not configured. List profiles with "
             "`aws configure list-profiles` and pass one with AWS_PROFILE=<name>."
         ) from None
+
+
+def endpoint_url(settings: Settings, service: str) -> str | None:
+    """The endpoint the standard variables name for ``service`` (an emulator), or None for AWS itself."""
+    env = settings.environment()
+    return env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or env.get("AWS_ENDPOINT_URL") or None
 
 
 def check_aws(settings: Settings) -> tuple[list[str], str | None]:
@@ -168,7 +227,8 @@ def check_aws(settings: Settings) -> tuple[list[str], str | None]:
             "profile, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or run `aws sso login`)."
         ], None
     try:
-        identity = session.client("sts").get_caller_identity()
+        sts: STSClient = session.client("sts", endpoint_url=endpoint_url(settings, "sts"))
+        identity = sts.get_caller_identity()
     except NoCredentialsError:
         return [f"No AWS credentials found ({profile_hint}): pass AWS_PROFILE=<profile>."], None
     except (ClientError, BotoCoreError) as exc:
@@ -190,90 +250,116 @@ def preflight(settings: Settings, *, docker: bool, aws: bool) -> None:
         raise DeployError("\n".join(f"refusing to continue: {problem}" for problem in problems))
 
 
-# --- images -------------------------------------------------------------------------------------------
+# --- the image ----------------------------------------------------------------------------------------
 
 
-def tags(settings: Settings) -> dict[str, str]:
-    return {function: image_tag(settings.root, function, settings.arch) for function in settings.functions}
+def content_tag(settings: Settings) -> str:
+    return image_tag(settings.root, settings.arch)
 
 
-def release_tag(function_tags: Mapping[str, str]) -> str:
-    """One id for the whole set of images (Terraform's ``image_tag``), derived from the per-function tags."""
-    joined = "\n".join(f"{name}={tag}" for name, tag in sorted(function_tags.items()))
-    return "release-" + hashlib.sha256(joined.encode()).hexdigest()[:24]
+def local_image(tag: str) -> str:
+    return f"{LOCAL_IMAGE}:{tag}"
 
 
-def local_image(function: str, tag: str) -> str:
-    return f"{LOCAL_REPOSITORY}/{function}:{tag}"
+@dataclass(frozen=True, slots=True)
+class BuildCommand:
+    argv: list[str]
+    env: dict[str, str]  # set for this command only
 
 
-def build_command(settings: Settings, function: str, tag: str) -> list[str]:
-    return [
-        "docker",
-        "buildx",
-        "build",
+def build_command(settings: Settings, tag: str, *, buildx: bool = True) -> BuildCommand:
+    """The one build of the image: with buildx, else BuildKit through the engine (which adds no
+    attestations, so it has no flags to turn them off)."""
+    common = [
         "--platform",
         settings.platform,
-        "--provenance=false",
-        "--sbom=false",
-        "--load",
         "--file",
-        str(dockerfile_path(settings.root, function).relative_to(settings.root)),
+        str(dockerfile_path(settings.root).relative_to(settings.root)),
         "--tag",
-        local_image(function, tag),
-        ".",
+        local_image(tag),
+        ".",  # the repository root is the build context
     ]
+    if buildx:
+        return BuildCommand(
+            ["docker", "buildx", "build", "--provenance=false", "--sbom=false", "--load", *common], {}
+        )
+    return BuildCommand(["docker", "build", *common], {"DOCKER_BUILDKIT": "1"})
 
 
-def build_images(settings: Settings) -> dict[str, str]:
-    function_tags = tags(settings)
-    for function, tag in function_tags.items():
-        say(f"building {function} for {settings.platform} as {local_image(function, tag)}")
-        run(build_command(settings, function, tag), settings)
-    return function_tags
+def build_image(settings: Settings, tag: str | None = None) -> str:
+    """Build the image for the settings' architecture; its content tag."""
+    tag = tag or content_tag(settings)
+    buildx = has_buildx(settings)
+    if not buildx:
+        say(
+            "docker buildx is not available (`docker buildx version` failed): building with BuildKit through "
+            "the engine instead (DOCKER_BUILDKIT=1 docker build)"
+        )
+    say(f"building the function image for {settings.platform} as {local_image(tag)}")
+    command = build_command(settings, tag, buildx=buildx)
+    try:
+        run(command.argv, settings, env=command.env)
+    except DeployError as exc:
+        if buildx:
+            raise
+        # Docker CLI 23 and later refuse DOCKER_BUILDKIT=1 without buildx; older ones have BuildKit built in.
+        raise DeployError(
+            f"{exc}. Without buildx the build needs a docker CLI with BuildKit built in (before 23.0); "
+            "install the docker-buildx plugin and run make again."
+        ) from None
+    return tag
 
 
 # --- terraform ----------------------------------------------------------------------------------------
 
 
-def terraform(settings: Settings, *args: str, capture: bool = False, check: bool = True) -> str:
-    argv = ["terraform", f"-chdir={settings.tf_dir}", *args]
-    return run(argv, settings, capture=capture, check=check).stdout or ""
+def terraform(settings: Settings) -> Terraform:
+    """The stack's Terraform, in the settings' environment, its output streamed to this terminal."""
+    try:
+        return Terraform(
+            settings.root / settings.tf_dir,
+            data_dir=settings.tf_data_dir,
+            state=settings.tf_state,
+            env=settings.overrides(),
+            echo=True,
+        )
+    except FileNotFoundError:
+        raise DeployError(
+            "refusing to continue: `terraform` is not on PATH; install Terraform >= 1.9."
+        ) from None
 
 
-def terraform_init(settings: Settings) -> None:
-    if shutil.which("terraform", path=settings.environment().get("PATH")) is None:
-        raise DeployError("refusing to continue: `terraform` is not on PATH; install Terraform >= 1.9.")
-    terraform(settings, "init", *settings.tf_init_flags, capture=True)
+def terraform_init(settings: Settings) -> Terraform:
+    tf = terraform(settings)
+    try:
+        tf.init()
+    except FileNotFoundError as exc:  # TF_PLUGIN_MIRROR names no directory
+        raise DeployError(f"refusing to continue: {exc}") from None
+    return tf
 
 
-def repository_urls(settings: Settings) -> dict[str, str]:
+def repository_urls(tf: Terraform) -> dict[str, str]:
     """Terraform's ``repository_urls`` output (function -> ECR URL); empty before the first apply."""
-    argv = ["terraform", f"-chdir={settings.tf_dir}", "output", "-json", "repository_urls"]
-    result = run(argv, settings, capture=True, check=False)
-    if result.returncode != 0 or not result.stdout.strip():
-        return {}
-    value = json.loads(result.stdout)
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    value = tf.outputs().get("repository_urls") or {}
+    return {str(key): str(url) for key, url in value.items()} if isinstance(value, dict) else {}
 
 
-def terraform_vars(
-    settings: Settings, function_tags: Mapping[str, str], digests: Mapping[str, str]
-) -> list[str]:
-    return [
-        f"-var=lambda_architecture={settings.arch}",
-        f"-var=image_tag={release_tag(function_tags)}",
-        f"-var=image_digests={json.dumps(dict(sorted(digests.items())), separators=(',', ':'))}",
-    ]
+def release_variables(arch: str, tag: str, digests: Mapping[str, str]) -> dict[str, Any]:
+    """The root variables a deploy sets: the architecture, the image's content tag, each function's digest."""
+    return {
+        "lambda_architecture": arch,
+        "image_tag": tag,
+        "image_digests": dict(sorted(digests.items())),
+    }
 
 
-def approve_flags(settings: Settings) -> list[str]:
-    return ["-auto-approve"] if settings.auto_approve else []
+def ensure_repositories(
+    settings: Settings, tf: Terraform, variables: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """The ECR repository URLs, creating the repositories first (targeted apply) when they do not exist.
 
-
-def ensure_repositories(settings: Settings, function_tags: Mapping[str, str]) -> dict[str, str]:
-    """The ECR repository URLs, creating the repositories first (targeted apply) when they do not exist."""
-    urls = repository_urls(settings)
+    ``variables``: the root variables of the whole apply (the targeted one must accept the same)."""
+    urls = repository_urls(tf)
     missing = [function for function in settings.functions if function not in urls]
     if not missing:
         return urls
@@ -282,10 +368,12 @@ def ensure_repositories(settings: Settings, function_tags: Mapping[str, str]) ->
             f"no ECR repository yet for {', '.join(missing)} and no ECR_TARGETS to create them with."
         )
     say(f"first deploy: creating the ECR repositories ({', '.join(settings.ecr_targets)}) before any push")
-    targets = [f"-target={target}" for target in settings.ecr_targets]
-    terraform(settings, "apply", "-input=false", *approve_flags(settings), *targets,
-              *terraform_vars(settings, function_tags, {}))  # fmt: skip
-    urls = repository_urls(settings)
+    tf.apply(
+        {**(variables or {}), **release_variables(settings.arch, content_tag(settings), {})},
+        targets=settings.ecr_targets,
+        auto_approve=settings.auto_approve,
+    )
+    urls = repository_urls(tf)
     still = [function for function in settings.functions if function not in urls]
     if still:
         raise DeployError(
@@ -306,7 +394,8 @@ def split_repository_url(url: str) -> tuple[str, str]:
 
 
 def ecr_client(settings: Settings) -> ECRClient:
-    return aws_session(settings).client("ecr")
+    client: ECRClient = aws_session(settings).client("ecr", endpoint_url=endpoint_url(settings, "ecr"))
+    return client
 
 
 def pushed_digest(ecr: ECRClient, repository: str, tag: str) -> str | None:
@@ -335,36 +424,30 @@ def docker_login(settings: Settings, ecr: ECRClient, registries: set[str]) -> No
             capture=True)  # fmt: skip
 
 
-def push_images(
-    settings: Settings, urls: Mapping[str, str], function_tags: Mapping[str, str]
-) -> dict[str, str]:
-    """Push what ECR lacks; the digest of every function's current image, from ECR."""
+def push_images(settings: Settings, urls: Mapping[str, str], tag: str) -> dict[str, str]:
+    """Push the image under ``tag`` to every function's repository that lacks it; every function's digest,
+    read back from ECR. The one push routine of both AWS and LocalStack deploys."""
     ecr = ecr_client(settings)
     digests: dict[str, str] = {}
     to_push: list[str] = []
     for function in settings.functions:
-        _, repository = split_repository_url(urls[function])
-        digest = pushed_digest(ecr, repository, function_tags[function])
+        digest = pushed_digest(ecr, split_repository_url(urls[function])[1], tag)
         if digest is None:
             to_push.append(function)
         else:
-            say(f"{function}: {function_tags[function]} is already in ECR ({digest}); not pushing")
+            say(f"{function}: {tag} is already in ECR ({digest}); not pushing")
             digests[function] = digest
-    if to_push:
-        for function in to_push:
-            image = local_image(function, function_tags[function])
-            if run(
-                ["docker", "image", "inspect", image], settings, capture=True, check=False, echo=False
-            ).returncode:
-                raise DeployError(
-                    f"no local image {image} for the current content of {function}: run `make images`."
-                )
-        docker_login(settings, ecr, {split_repository_url(urls[function])[0] for function in to_push})
+    if not to_push:
+        return digests
+    image = local_image(tag)
+    if run(["docker", "image", "inspect", image], settings, capture=True, check=False, echo=False).returncode:
+        raise DeployError(f"no local image {image} for the current content: run `make images`.")
+    docker_login(settings, ecr, {split_repository_url(urls[function])[0] for function in to_push})
     for function in to_push:
-        remote = f"{urls[function]}:{function_tags[function]}"
-        run(["docker", "tag", local_image(function, function_tags[function]), remote], settings)
+        remote = f"{urls[function]}:{tag}"
+        run(["docker", "tag", image, remote], settings)
         run(["docker", "push", remote], settings)
-        digest = pushed_digest(ecr, split_repository_url(urls[function])[1], function_tags[function])
+        digest = pushed_digest(ecr, split_repository_url(urls[function])[1], tag)
         if digest is None:
             raise DeployError(f"pushed {remote} but ECR does not list it")
         say(f"{function}: pushed {remote} ({digest})")
@@ -372,33 +455,35 @@ def push_images(
     return digests
 
 
-def current_digests(
-    settings: Settings, urls: Mapping[str, str], function_tags: Mapping[str, str]
-) -> dict[str, str]:
+def current_digests(settings: Settings, urls: Mapping[str, str], tag: str) -> dict[str, str]:
     """Digests ECR already holds for the current content (no build, no push); for ``plan``."""
     ecr = ecr_client(settings)
     digests: dict[str, str] = {}
     for function in settings.functions:
         if function not in urls:
             continue
-        digest = pushed_digest(ecr, split_repository_url(urls[function])[1], function_tags[function])
+        digest = pushed_digest(ecr, split_repository_url(urls[function])[1], tag)
         if digest is None:
-            say(f"note: {function} at {function_tags[function]} is not in ECR; `make deploy` would push it")
+            say(f"note: {function} has no {tag} in ECR yet; `make deploy` would push it")
         else:
             digests[function] = digest
     return digests
 
 
-def record_digests(settings: Settings, function_tags: Mapping[str, str], digests: Mapping[str, str]) -> Path:
+def publish(settings: Settings, tf: Terraform, variables: Mapping[str, Any] | None = None) -> Release:
+    """The deploy path up to the final apply, for AWS and LocalStack alike: the repositories (created when
+    missing), one build, the push to every repository, the digests. ``variables``: the target's own root
+    variables, for the targeted apply."""
+    tag = content_tag(settings)
+    urls = ensure_repositories(settings, tf, variables)
+    build_image(settings, tag)
+    return Release(settings.arch, tag, push_images(settings, urls, tag))
+
+
+def record_digests(settings: Settings, release: Release) -> Path:
     path = settings.root / STATE_DIR / f"{settings.arch}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "lambda_architecture": settings.arch,
-        "image_tag": release_tag(function_tags),
-        "image_tags": dict(function_tags),
-        "image_digests": dict(digests),
-    }
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(release.variables, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 
@@ -411,71 +496,69 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_tags(settings: Settings, _: argparse.Namespace) -> None:
-    for function, tag in tags(settings).items():
-        print(f"{function}\t{tag}")
+    print(content_tag(settings))
 
 
 def cmd_images(settings: Settings, _: argparse.Namespace) -> None:
     preflight(settings, docker=True, aws=False)
-    build_images(settings)
+    build_image(settings)
 
 
 def cmd_push(settings: Settings, _: argparse.Namespace) -> None:
     preflight(settings, docker=True, aws=True)
-    function_tags = tags(settings)
-    terraform_init(settings)
-    urls = repository_urls(settings)
+    tag = content_tag(settings)
+    urls = repository_urls(terraform_init(settings))
     missing = [function for function in settings.functions if function not in urls]
     if missing:
         raise DeployError(
             f"no ECR repository yet for {', '.join(missing)}: run `make deploy`, which creates them first."
         )
-    digests = push_images(settings, urls, function_tags)
-    say(f"digests recorded in {record_digests(settings, function_tags, digests).relative_to(settings.root)}")
+    release = Release(settings.arch, tag, push_images(settings, urls, tag))
+    say(f"digests recorded in {record_digests(settings, release).relative_to(settings.root)}")
 
 
 def cmd_plan(settings: Settings, _: argparse.Namespace) -> None:
     preflight(settings, docker=False, aws=True)
-    function_tags = tags(settings)
-    terraform_init(settings)
-    urls = repository_urls(settings)
+    tag = content_tag(settings)
+    tf = terraform_init(settings)
+    urls = repository_urls(tf)
     if not urls:
         say("note: no ECR repositories yet; `make deploy` creates them first, then builds and pushes")
-    digests = current_digests(settings, urls, function_tags)
-    terraform(settings, "plan", "-input=false", *terraform_vars(settings, function_tags, digests))
+    changes = tf.plan(release_variables(settings.arch, tag, current_digests(settings, urls, tag)))
+    say("the plan above would change the stack" if changes else "no changes: the stack is up to date")
 
 
 def cmd_deploy(settings: Settings, _: argparse.Namespace) -> None:
     preflight(settings, docker=True, aws=True)
-    terraform_init(settings)
-    function_tags = tags(settings)
-    urls = ensure_repositories(settings, function_tags)
-    build_images(settings)
-    digests = push_images(settings, urls, function_tags)
-    record_digests(settings, function_tags, digests)
-    terraform(settings, "apply", "-input=false", *approve_flags(settings),
-              *terraform_vars(settings, function_tags, digests))  # fmt: skip
-    say("deployed: " + ", ".join(f"{function}@{digest}" for function, digest in sorted(digests.items())))
+    tf = terraform_init(settings)
+    release = publish(settings, tf)
+    record_digests(settings, release)
+    tf.apply(release.variables, auto_approve=settings.auto_approve)
+    say(
+        "deployed: "
+        + ", ".join(f"{function}@{digest}" for function, digest in sorted(release.digests.items()))
+    )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deploy.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline_toolkit.deploy", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--arch", default=os.environ.get("LAMBDA_ARCH", "x86_64"), choices=sorted(ARCHITECTURES))
     p.add_argument(
-        "--function", action="append", choices=FUNCTIONS, help="limit to one function (repeatable)"
+        "--root", type=Path, default=None, help="project checkout (default: found from the working directory)"
     )
-    p.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this checkout)")
-    p.add_argument("--tf-dir", default="terraform", help="Terraform root, relative to the repository root")
-    p.add_argument(
-        "--tf-init-flags", default="", help="extra `terraform init` flags (the Makefile's TF_INIT_FLAGS)"
-    )
+    p.add_argument("--tf-dir", default="terraform", help="Terraform root, relative to the project checkout")
     p.add_argument("--profile", default=os.environ.get("AWS_PROFILE") or None, help="named AWS profile")
     p.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     p.add_argument(
         "--auto-approve", action="store_true", help="apply without Terraform's confirmation prompt"
     )
     p.add_argument(
-        "--ecr-target", action="append", default=[], help="Terraform address creating the ECR repos"
+        "--ecr-target",
+        action="append",
+        default=[],
+        help=f"Terraform address creating the ECR repos (repeatable; default {' '.join(ECR_TARGETS)})",
     )
     commands = p.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check Docker and/or AWS credentials")
@@ -483,10 +566,10 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--aws", action="store_true")
     check.set_defaults(handler=cmd_check)
     for name, handler, text in [
-        ("tags", cmd_tags, "print each function's content tag"),
-        ("images", cmd_images, "build the images"),
-        ("push", cmd_push, "push the images ECR lacks, record every digest"),
-        ("plan", cmd_plan, "terraform plan with the digests of the current images"),
+        ("tags", cmd_tags, "print the image's content tag"),
+        ("images", cmd_images, "build the image"),
+        ("push", cmd_push, "push the image to every repository that lacks it, record every digest"),
+        ("plan", cmd_plan, "terraform plan with the digests of the current image"),
         ("deploy", cmd_deploy, "create repositories if needed, build, push, terraform apply"),
     ]:
         commands.add_parser(name, help=text).set_defaults(handler=handler)
@@ -495,20 +578,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings(
-        root=args.root.resolve(),
-        arch=args.arch,
-        functions=tuple(args.function or FUNCTIONS),
-        tf_dir=Path(args.tf_dir),
-        tf_init_flags=tuple(shlex.split(args.tf_init_flags)),
-        profile=args.profile,
-        region=args.region,
-        auto_approve=args.auto_approve,
-        ecr_targets=tuple(args.ecr_target),
-    )
     try:
+        root = args.root.resolve() if args.root else project_dir()
+        settings = Settings.for_checkout(
+            root,
+            args.arch,
+            tf_dir=Path(args.tf_dir),
+            profile=args.profile,
+            region=args.region,
+            auto_approve=args.auto_approve,
+            ecr_targets=tuple(args.ecr_target) or ECR_TARGETS,
+        )
         args.handler(settings, args)
-    except DeployError as exc:
+    except (DeployError, ProjectError, TerraformError) as exc:
         say(str(exc))
         return 2
     return 0

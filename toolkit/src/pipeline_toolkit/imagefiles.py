@@ -1,7 +1,9 @@
-"""What the Lambda image builds are made of: Dockerfile instructions, .dockerignore rules, content hashes.
+"""What the Lambda image build is made of: Dockerfile instructions, .dockerignore rules, content hashes.
 
-Shared by ``scripts/deploy.py`` (the image tag is a hash of exactly what goes into the build) and by the
-image tests (which reproduce each Dockerfile's install without Docker). Standard library only.
+Every function runs the same image, built from ``images/Dockerfile``; which handler it runs is set per
+function by Terraform (``image_config.command``, from ``terraform/functions.json``), not by the image. Shared
+by :mod:`pipeline_toolkit.deploy` (the image tag is a hash of exactly what goes into the build) and by the
+image tests (which reproduce the Dockerfile's install without Docker). Standard library only.
 
 The Dockerfile reader understands what these Dockerfiles use: comments and parser directives, line
 continuations, ``ARG`` defaults, build stages (``FROM … AS name``), instruction flags (``--from=…``,
@@ -20,9 +22,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-FUNCTIONS = ("datalake-loader", "database-loader")
 ARCHITECTURES = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
 IMAGES_DIR = "images"
+DOCKERFILE = "Dockerfile"
 
 _VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
 
@@ -191,8 +193,9 @@ def parse_dockerfile(path: Path) -> Dockerfile:
     return Dockerfile(path=path, global_args=global_args, stages=stages)
 
 
-def dockerfile_path(root: Path, function: str) -> Path:
-    return root / IMAGES_DIR / function / "Dockerfile"
+def dockerfile_path(root: Path) -> Path:
+    """The one Dockerfile of every function's image."""
+    return root / IMAGES_DIR / DOCKERFILE
 
 
 # --- .dockerignore --------------------------------------------------------------------------------------
@@ -284,11 +287,11 @@ def context_files(root: Path, sources: list[str], ignore: DockerIgnore) -> list[
     return sorted(files)
 
 
-def content_hash(root: Path, function: str, arch: str) -> str:
+def content_hash(root: Path, arch: str) -> str:
     """sha256 of what decides the image: architecture, Dockerfile, and the context files it copies."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
-    path = dockerfile_path(root, function)
+    path = dockerfile_path(root)
     dockerfile = parse_dockerfile(path)
     digest = hashlib.sha256()
     digest.update(f"arch\0{arch}\0".encode())
@@ -298,6 +301,7 @@ def content_hash(root: Path, function: str, arch: str) -> str:
     return digest.hexdigest()
 
 
-def image_tag(root: Path, function: str, arch: str) -> str:
-    """The tag an image is pushed under: same content and architecture, same tag."""
-    return f"{arch}-{content_hash(root, function, arch)[:24]}"
+def image_tag(root: Path, arch: str) -> str:
+    """The tag the image is pushed under (to every function's repository): same content and architecture,
+    same tag."""
+    return f"{arch}-{content_hash(root, arch)[:24]}"

@@ -41,6 +41,9 @@ EMBEDDED_VARIABLES: Mapping[str, Any] = {
     "managed_sqs_polling": False,
     "table_deletion_protection": False,
     "force_destroy": True,
+    # Small parts, so that files of a few MB already take the parts path (and each part fits the local
+    # functions' 5 s timeout at the emulator's write rate).
+    "part_bytes": 256 << 10,
 }
 
 #: Settings of every function for local runs: short timeouts, so that a failing message is retried (and
@@ -48,9 +51,10 @@ EMBEDDED_VARIABLES: Mapping[str, Any] = {
 LOCAL_SETTINGS: Mapping[str, int] = {"timeout": 5, "max_receive_count": 3}
 
 
-def local_function_settings() -> dict[str, dict[str, int]]:
-    """``function_settings`` for local runs: :data:`LOCAL_SETTINGS` for each function of the list."""
-    return {key: dict(LOCAL_SETTINGS) for key in load_functions()}
+def local_function_settings(root: Path | None = None) -> dict[str, dict[str, int]]:
+    """``function_settings`` for local runs: :data:`LOCAL_SETTINGS` for each function of the list (of the
+    checkout at ``root``, default the project's)."""
+    return {key: dict(LOCAL_SETTINGS) for key in load_functions(root)}
 
 
 # Exit codes of `terraform plan -detailed-exitcode`.
@@ -153,9 +157,21 @@ class Terraform:
         report: dict[str, Any] = json.loads(result.stdout)
         return report
 
-    def apply(self, variables: Mapping[str, Any] | None = None) -> None:
-        """``terraform apply -auto-approve`` with these root variables."""
-        self._run_with_variables(["apply", "-auto-approve", "-input=false", "-no-color"], variables)
+    def apply(
+        self,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        targets: Sequence[str] = (),
+        auto_approve: bool = True,
+    ) -> None:
+        """``terraform apply`` with these root variables, of ``targets`` alone (``-target``) when given.
+
+        ``auto_approve=False`` leaves the confirmation to Terraform's own prompt: its output then streams to
+        this terminal and the answer is read from this process's stdin, whatever ``echo`` says."""
+        args = ["apply", "-input=false", "-no-color", *(f"-target={target}" for target in targets)]
+        if auto_approve:
+            args.insert(1, "-auto-approve")
+        self._run_with_variables(args, variables, interactive=not auto_approve)
 
     def plan(self, variables: Mapping[str, Any] | None = None, *, refresh: bool = True) -> bool:
         """``terraform plan -detailed-exitcode``: True when applying would change something. The plan itself
@@ -205,11 +221,13 @@ class Terraform:
         args: list[str],
         variables: Mapping[str, Any] | None,
         ok_codes: tuple[int, ...] = (0,),
+        *,
+        interactive: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         if self.state is not None:
             args = [*args, f"-state={self.state}"]
         if not variables:
-            return self._run(args, ok_codes=ok_codes)
+            return self._run(args, ok_codes=ok_codes, interactive=interactive)
         # A JSON var file carries maps, lists and booleans exactly, with no shell or HCL quoting.
         var_dir = self.data_dir if self.data_dir is not None else None
         if var_dir is not None:
@@ -218,7 +236,7 @@ class Terraform:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(dict(variables), handle)
-            return self._run([*args, f"-var-file={name}"], ok_codes=ok_codes)
+            return self._run([*args, f"-var-file={name}"], ok_codes=ok_codes, interactive=interactive)
         finally:
             Path(name).unlink(missing_ok=True)
 
@@ -229,9 +247,11 @@ class Terraform:
         ok_codes: tuple[int, ...] = (0,),
         check: bool = True,
         capture: bool = False,
+        interactive: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         command = [self.binary, *args]
-        captured = capture or not self.echo
+        # A prompt must reach the terminal: an interactive command is never captured.
+        captured = not interactive and (capture or not self.echo)
         result = subprocess.run(
             command,
             cwd=self.workdir,
