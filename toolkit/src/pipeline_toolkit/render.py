@@ -1,4 +1,4 @@
-"""Terminal rendering of a :class:`~pipeline_toolkit.report.StackStatus` (demo summary, ``pipeline status``)."""
+"""Terminal rendering of a :class:`~.report.StackStatus` (demo summary, ``pipeline status``)."""
 
 from __future__ import annotations
 
