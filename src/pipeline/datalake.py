@@ -6,6 +6,12 @@ through the function: CopyObject up to 5 GiB, multipart UploadPartCopy above (bo
 
 Idempotent: the destination carries the source version's lineage in its metadata; a replay of the version
 already there is a no-op, and an older version never overwrites a newer one (later S3 event time wins).
+
+Race-free up to 5 GiB: the copy is conditional on what was read (``If-None-Match: *`` when the key was empty,
+``If-Match: <its ETag>`` otherwise). When another delivery wrote the key in between, S3 answers 412 and the
+decision is made again against what it wrote, so two versions copied at once always leave the later one.
+Above 5 GiB the multipart copy is not conditional (S3 takes the condition only on its completion, which the
+managed transfer does not expose): there the window between the read and the copy remains.
 """
 
 from __future__ import annotations
@@ -65,14 +71,27 @@ def transfer_config(
     return TransferConfig(multipart_threshold=threshold, multipart_chunksize=part, use_threads=True)
 
 
-def _existing_order(s3: S3Client, bucket: str, key: str) -> str | None:
+MAX_RACES = 5
+
+
+def _existing(s3: S3Client, bucket: str, key: str) -> tuple[str | None, str | None]:
+    """(source order, ETag) of what the lake key holds, or (None, None) when it holds nothing."""
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-            return None
+            return None, None
         raise
-    return head.get("Metadata", {}).get("source-order")
+    return head.get("Metadata", {}).get("source-order", ""), head.get("ETag")
+
+
+def _precondition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {
+        "412",
+        "PreconditionFailed",
+        "409",
+        "ConditionalRequestConflict",
+    }
 
 
 def copy_to_lake(
@@ -81,13 +100,6 @@ def copy_to_lake(
     """Copy one source version to its lake key unless that key already holds it or a newer one."""
     destination = lake_key(dataset, ref)
     metadata = lineage_metadata(ref)
-    existing = _existing_order(s3, lake_bucket, destination)
-    if existing is not None:
-        if existing == metadata["source-order"]:
-            return CopyResult(destination, "unchanged")
-        if existing > metadata["source-order"]:
-            return CopyResult(destination, "superseded")
-
     source: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
     extra: dict[str, Any] = {"Metadata": metadata, "MetadataDirective": "REPLACE"}
     if ref.version_id:
@@ -95,8 +107,26 @@ def copy_to_lake(
     elif ref.etag:
         # Unversioned source: make sure we copy the bytes the event announced, not a later overwrite.
         extra["CopySourceIfMatch"] = quoted(ref.etag)
-    s3.copy(source, lake_bucket, destination, ExtraArgs=extra, Config=config or transfer_config(ref.size))  # type: ignore[arg-type]
-    return CopyResult(destination, "copied")
+    transfer = config or transfer_config(ref.size)
+    for _ in range(MAX_RACES):
+        order, etag = _existing(s3, lake_bucket, destination)
+        if order is not None:
+            if order == metadata["source-order"]:
+                return CopyResult(destination, "unchanged")
+            if order > metadata["source-order"]:
+                return CopyResult(destination, "superseded")
+        if ref.size is not None and ref.size > transfer.multipart_threshold:
+            s3.copy(source, lake_bucket, destination, ExtraArgs=extra, Config=transfer)  # type: ignore[arg-type]
+            return CopyResult(destination, "copied")
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            s3.copy_object(CopySource=source, Bucket=lake_bucket, Key=destination, **extra, **condition)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if _precondition_failed(exc):
+                continue  # another delivery wrote the key since we read it: decide again against that
+            raise
+        return CopyResult(destination, "copied")
+    raise RuntimeError(f"{destination}: still racing other deliveries after {MAX_RACES} attempts")
 
 
 def process(s3: S3Client, ref: ObjectRef, dataset: Dataset, lake_bucket: str) -> Manifest:

@@ -8,11 +8,13 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from pipeline import datalake
 from pipeline.datasets import UNCLASSIFIED, Dataset
 from pipeline.objects import ObjectRef
+from pipeline_toolkit import moto_compat
 
 LANDING, LAKE = "test-landing", "test-lake"
 USERS = Dataset("users", patterns=("users*.csv",))
@@ -118,3 +120,40 @@ def test_part_size_keeps_huge_copies_under_ten_thousand_parts() -> None:
     assert config.multipart_threshold == 5 * 1024**3
     assert five_tib / config.multipart_chunksize <= 10_000
     assert datalake.transfer_config(6 * 1024**3).multipart_chunksize == 256 * 1024**2
+
+
+def test_an_older_version_that_lost_the_race_never_overwrites_the_newer(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both deliveries read "empty" before either copies; the newer copies first; the older's conditional copy
+    is refused (412), it reads again, and leaves the newer in place."""
+    moto_compat.apply()  # moto ignores If-None-Match / If-Match on CopyObject without it
+    older = land(s3, "in/users.csv", b"user_id\n1\n", NOV_22)
+    newer = land(
+        s3, "in/users.csv", b"user_id\n2\n", NOV_22.replace(hour=23, minute=59, second=59, microsecond=1)
+    )
+    reads = iter([(None, None)])
+    real = datalake._existing
+    monkeypatch.setattr(datalake, "_existing", lambda *args: next(reads, None) or real(*args))
+
+    assert datalake.copy_to_lake(s3, newer, USERS, LAKE).status == "copied"
+    reads = iter([(None, None)])  # the older delivery read the key before the newer was written
+    assert datalake.copy_to_lake(s3, older, USERS, LAKE).status == "superseded"
+    key = datalake.lake_key(USERS, newer)
+    assert s3.get_object(Bucket=LAKE, Key=key)["Body"].read() == b"user_id\n2\n"
+    assert len(lake_versions(s3, key)) == 1
+
+
+def test_a_newer_version_replaces_an_older_only_if_it_is_still_there(s3: Any) -> None:
+    moto_compat.apply()
+    older = land(s3, "in/users.csv", b"user_id\n1\n", NOV_22)
+    datalake.copy_to_lake(s3, older, USERS, LAKE)
+    newer = land(s3, "in/users.csv", b"user_id\n2\n", NOV_22.replace(microsecond=5))
+    assert datalake.copy_to_lake(s3, newer, USERS, LAKE).status == "copied"
+    with pytest.raises(ClientError, match=r"PreconditionFailed|412"):
+        s3.copy_object(
+            CopySource={"Bucket": LANDING, "Key": "in/users.csv", "VersionId": older.version_id},
+            Bucket=LAKE,
+            Key=datalake.lake_key(USERS, older),
+            IfMatch='"not-the-etag"',
+        )
