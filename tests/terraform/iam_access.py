@@ -226,6 +226,25 @@ def _dynamodb_batch(action: str) -> Mapper:
     return mapper
 
 
+def _dynamodb_transaction(call: RecordedCall, ctx: Context) -> list[Access]:
+    """TransactWriteItems: each item's own action (Put -> dynamodb:PutItem, ...) on its table."""
+    actions = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem"}
+    actions["ConditionCheck"] = "dynamodb:ConditionCheckItem"
+    accesses = []
+    for item in call.params["TransactItems"]:
+        ((kind, request),) = item.items()
+        table = _dynamodb_table_arn(call, ctx, request["TableName"])
+        accesses.append(Access(actions[kind], table, call.operation))
+    return sorted(set(accesses), key=lambda access: (access.action, access.resource))
+
+
+def _sqs_queue_by_name(call: RecordedCall, ctx: Context) -> list[Access]:
+    """GetQueueUrl names the queue and (optionally) its owner instead of giving a URL."""
+    account = call.params.get("QueueOwnerAWSAccountId") or ctx.account
+    arn = f"arn:{ctx.partition}:sqs:{call.region}:{account}:{call.params['QueueName']}"
+    return [Access("sqs:GetQueueUrl", arn, call.operation)]
+
+
 def _sqs_queue_arn(call: RecordedCall, ctx: Context) -> str:
     # https://sqs.<region>.amazonaws.com/<account>/<name> (emulators: http://host:port/<account>/<name>)
     parts = [part for part in urlparse(call.params["QueueUrl"]).path.split("/") if part]
@@ -294,6 +313,7 @@ MAPPING: dict[tuple[str, str], Mapper] = {
     ("dynamodb", "PutItem"): _dynamodb_table("dynamodb:PutItem"),
     ("dynamodb", "BatchGetItem"): _dynamodb_batch("dynamodb:BatchGetItem"),
     ("dynamodb", "BatchWriteItem"): _dynamodb_batch("dynamodb:BatchWriteItem"),
+    ("dynamodb", "TransactWriteItems"): _dynamodb_transaction,
     # SQS: on the queue; the batch operations are authorised as their single-message action.
     ("sqs", "ReceiveMessage"): _sqs_queue("sqs:ReceiveMessage"),
     ("sqs", "DeleteMessage"): _sqs_queue("sqs:DeleteMessage"),
@@ -301,6 +321,7 @@ MAPPING: dict[tuple[str, str], Mapper] = {
     ("sqs", "ChangeMessageVisibility"): _sqs_queue("sqs:ChangeMessageVisibility"),
     ("sqs", "ChangeMessageVisibilityBatch"): _sqs_queue("sqs:ChangeMessageVisibility"),
     ("sqs", "GetQueueAttributes"): _sqs_queue("sqs:GetQueueAttributes"),
+    ("sqs", "GetQueueUrl"): _sqs_queue_by_name,
     ("sqs", "SendMessage"): _sqs_queue("sqs:SendMessage"),
     ("sqs", "SendMessageBatch"): _sqs_queue("sqs:SendMessage"),
     # CloudWatch Logs, as the Lambda runtime writes a function's logs with its role.

@@ -74,8 +74,8 @@ from pipeline_toolkit.sqs_event import sqs_event
 
 pytestmark = pytest.mark.terraform
 
-# The part loader's calls are not covered here yet (it needs a planned file's part messages): see the README.
-FUNCTION_KEYS = ("datalake-loader", "database-loader")
+# In this order: the part loader loads the parts that the database loader's "big file" scenario queued.
+FUNCTION_KEYS = ("datalake-loader", "database-loader", "part-loader")
 LISTED = load_functions(Path(__file__).resolve().parents[2])
 # A fixed event time, far from the partitions other tests write to (ingest_date is the event's date).
 EVENT_TIME = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -145,6 +145,8 @@ class Scenario:
     drop: Drop
     expect: Callable[[dict[str, Any] | None], None]
     lower_multipart_threshold: bool = False
+    body: str | None = None  # the message body, when it is not the drop's S3 event (a part message)
+    timeout_seconds: int | None = None  # a shorter timeout than the function's (the time budget path)
 
 
 @dataclass
@@ -323,8 +325,34 @@ def _expect_no_manifest(manifest: dict[str, Any] | None) -> None:
     assert manifest is None, manifest
 
 
+def part_scenarios(sqs: Any, parts_queue_url: str, big: Drop) -> list[Scenario]:
+    """The part messages the database loader queued for ``big`` (taken off the queue), one scenario each, then
+    the first again (a duplicate delivery: skipped on its result)."""
+    bodies: list[str] = []
+    for _ in range(20):
+        messages = sqs.receive_message(
+            QueueUrl=parts_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
+        for message in messages:
+            if json.loads(message["Body"]).get("ref", {}).get("key") == big.key:
+                bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=parts_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if bodies and not messages:
+            break
+    bodies.sort(key=lambda body: json.loads(body)["part"]["index"])
+    assert len(bodies) >= 2, f"the big file was not planned into parts: {len(bodies)} part message(s)"
+    scenarios = [
+        Scenario(f"part {n}", big, _expect(stage="database"), body=body) for n, body in enumerate(bodies[:-1])
+    ]
+    scenarios.append(
+        Scenario("last part", big, _expect(status="loaded", records_loaded=5_000), body=bodies[-1])
+    )
+    scenarios.append(Scenario("a part delivered twice", big, _expect(status="loaded"), body=bodies[0]))
+    return scenarios
+
+
 @pytest.fixture(scope="module")
-def recording(deployed_stack: Any) -> Iterator[Recording]:
+def recording(deployed_stack: Any) -> Iterator[Recording]:  # noqa: PLR0912 - one scenario runner
     """Drop the test's files, run each function's scenarios in-process, record every call; clean up after."""
     out = deployed_stack.outputs
     region = deployed_stack.env["AWS_REGION"]
@@ -386,6 +414,13 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:
         )
         put(f"users-{run}-overwritten.csv", _users_csv([_user(f"{user_prefix}newer")]), 7)
         large = put(f"blob-{run}.bin", b"\0" * (MULTIPART_TEST_THRESHOLD + 1024), 8)
+        # Bigger than the session stack's part_bytes: planned into parts for the part loader.
+        big_ids = [f"{user_prefix}big-{i}" for i in range(5_000)]
+        big = put(f"users-{run}-big.csv", _users_csv([_user(u) for u in big_ids]), 9)
+        # A newer version of the good file: its keys exist, so they are updated in one transaction per chunk.
+        update = put(
+            f"users-{run}-good.csv", _users_csv([_user(u, first_name="Updated") for u in good_ids]), 10
+        )
         for key, queue in out["queues"].items():
             if LISTED[key].trigger == "landing-events":  # work queues (parts) get no S3 events
                 drain_notifications(sqs, queue["url"], prefix, expected=puts)
@@ -432,6 +467,10 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:
                 Scenario(
                     "overwritten since", stale, _expect(status="loaded", source_version=stale.version_id)
                 ),
+                Scenario("re-upload of existing keys", update, _expect(status="loaded", records_loaded=3)),
+                Scenario("big file planned into parts", big, _expect(status="in_progress")),
+                # Less time left than the budget's margin: the message is handed back, untried.
+                Scenario("out of time", other, _expect_no_manifest, timeout_seconds=1),
             ],
         }
 
@@ -453,15 +492,17 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:
             runs[function_key] = fn
             recorder = CallRecorder()
             with handler_as_deployed(deployed_stack, config, recorder) as module:
+                if function_key == "part-loader":
+                    scenarios[function_key] = part_scenarios(sqs, queue["url"], big)
                 for scenario in scenarios[function_key]:
-                    body = json.dumps(scenario.drop.s3_event(landing, region))
+                    body = scenario.body or json.dumps(scenario.drop.s3_event(landing, region))
                     message: Any = _sqs_message(body, scenario.drop.event_time)
                     event = sqs_event([message], queue["arn"], region)
                     context = LocalLambdaContext(
                         function_name=config["FunctionName"],
                         invoked_function_arn=config["FunctionArn"],
                         memory_limit_in_mb=config["MemorySize"],
-                        timeout_seconds=config["Timeout"],
+                        timeout_seconds=scenario.timeout_seconds or config["Timeout"],
                     )
                     with pytest.MonkeyPatch.context() as patch:
                         if scenario.lower_multipart_threshold:
@@ -480,8 +521,11 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:
                         except Exception as exc:  # reported by the scenario test
                             fn.failures[scenario.name] = repr(exc)
                         else:
-                            if response and response.get("batchItemFailures"):
-                                fn.failures[scenario.name] = response["batchItemFailures"]
+                            handed_back = bool(response and response.get("batchItemFailures"))
+                            if handed_back != (scenario.timeout_seconds is not None):
+                                fn.failures[scenario.name] = response
+                                if not handed_back:
+                                    fn.failures[scenario.name] = "not handed back for the time budget"
                     version = scenario.drop.version_id
                     fn.manifests[scenario.name] = _manifest(s3, quarantine, stage, scenario.drop.key, version)
                     fn.expectations[scenario.name] = scenario.expect
@@ -570,6 +614,20 @@ EXPECTED_CALLS = {
         ("dynamodb", "BatchGetItem", 200),
         ("dynamodb", "BatchWriteItem", 200),
         ("s3", "GetObject", 200),  # the replay: its final manifest is read, and nothing is written
+        ("s3", "GetObject", 404),  # a first delivery: no manifest yet
+        ("dynamodb", "TransactWriteItems", 200),  # the re-upload of existing keys
+        ("sqs", "SendMessageBatch", 200),  # the big file's parts
+        ("sqs", "GetQueueUrl", 200),  # the time budget: a message handed back...
+        ("sqs", "ChangeMessageVisibilityBatch", 200),  # ...and made visible again at once
+    },
+    "part-loader": {
+        ("s3", "HeadObject", 404),  # the part has no result yet
+        ("s3", "HeadObject", 200),  # the duplicate delivery: it has
+        ("s3", "GetObject", 206),  # the part's byte range
+        ("s3", "PutObject", 200),  # its result, and the file's manifest
+        ("s3", "ListObjectsV2", 200),  # the parts' results
+        ("dynamodb", "BatchGetItem", 200),
+        ("dynamodb", "BatchWriteItem", 200),
     },
 }
 
@@ -594,9 +652,14 @@ def test_every_call_the_handler_makes_is_allowed_by_its_role(recording: Recordin
         f"{function_key}'s role ({run.role_arn}) does not allow what its code does on AWS:\n"
         + ("\n".join(_explain(c) for c in denied))
     )
-    # The platform's resources are the function's own: its queue, as Terraform reports it.
-    queue_arns = {c.access.resource for c in checks if c.access.action.startswith("sqs:")}
-    assert queue_arns == {recording.outputs["queues"][function_key]["arn"]}
+    # The platform's resources are the function's own: its queue, as Terraform reports it. The only queue it
+    # sends to is the part loader's, and only the database loader (the planner) does.
+    queues = recording.outputs["queues"]
+    consumed = {c.access.resource for c in checks if c.access.action.startswith("sqs:")}
+    consumed -= {c.access.resource for c in checks if c.access.action == "sqs:SendMessage"}
+    sent = {c.access.resource for c in checks if c.access.action == "sqs:SendMessage"}
+    assert consumed == {queues[function_key]["arn"]}
+    assert sent == ({queues["part-loader"]["arn"]} if function_key == "database-loader" else set())
 
 
 @pytest.mark.parametrize(

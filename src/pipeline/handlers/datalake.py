@@ -22,7 +22,9 @@ logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME, set by Terraform to 
 settings = DatalakeSettings.from_env()
 s3 = clients.s3()
 sqs = clients.sqs()
-processor = BatchProcessor(event_type=EventType.SQS)
+# Every failure is reported item by item, even when the whole batch failed: the time budget hands messages
+# back that way (Powertools would otherwise raise, failing the invocation and releasing nothing).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def record_handler(record: SQSRecord, budget: Budget) -> None:

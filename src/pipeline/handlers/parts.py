@@ -26,7 +26,9 @@ settings = DatabaseSettings.from_env(DATASETS)
 s3 = clients.s3()
 sqs = clients.sqs()
 dynamodb = clients.dynamodb()
-processor = BatchProcessor(event_type=EventType.SQS)
+# Every failure is reported item by item, even when the whole batch failed: the time budget hands messages
+# back that way (Powertools would otherwise raise, failing the invocation and releasing nothing).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 DATASETS_BY_NAME = {dataset.name: dataset for dataset in DATASETS}
 
 
