@@ -17,7 +17,6 @@ TF_ENV = TF_PLUGIN_MIRROR='$(TF_PLUGIN_MIRROR)'
 AWS_PROFILE     ?=
 AWS_REGION      ?= us-east-1
 TF_DIR          := terraform
-TF_INIT_FLAGS   = -input=false $(if $(TF_PLUGIN_MIRROR),-plugin-dir=$(TF_PLUGIN_MIRROR))
 
 .PHONY: help
 help: ## list the targets

@@ -55,10 +55,11 @@ class Budget:
     def exhausted(self) -> bool:
         return self.remaining_ms() < self.margin_ms
 
-    def check(self) -> None:
-        """Raise :class:`OutOfTime` when the budget is spent (call between units of work)."""
-        if self.exhausted:
-            raise OutOfTime(f"less than {self.margin_ms} ms left in this invocation")
+    def check(self, reserve_ms: int = 0) -> None:
+        """Raise :class:`OutOfTime` unless the margin plus ``reserve_ms`` (what the next unit of work is
+        expected to take, e.g. the last one's duration) is still left. Call between units of work."""
+        if self.remaining_ms() < self.margin_ms + reserve_ms:
+            raise OutOfTime(f"less than {self.margin_ms + reserve_ms} ms left in this invocation")
 
 
 def queue_url(arn: str, sqs: SQSClient) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from pipeline.budget import Budget
@@ -61,6 +62,7 @@ def load_stream(
     rejects = RejectsWriter(ref, rejects_at)
     written = WriteResult()
     read = 0
+    last_batch_ms = 0
     error: str | None = None
     quarantined: str | None = None
     try:
@@ -75,12 +77,16 @@ def load_stream(
             line_offset=line_offset,
         ):
             if budget is not None:
-                budget.check()  # stop between batches, never mid-write: the writes so far are idempotent
+                # Stop between batches, never mid-write (the writes so far are idempotent), and only start a
+                # batch when there is time for one as long as the last.
+                budget.check(reserve_ms=last_batch_ms)
+            started = time.monotonic()
             read += batch.records_read
             if batch.items:
                 written.add(writer.write(batch.items))
             for rejection in batch.rejections:
                 rejects.add(rejection)
+            last_batch_ms = int((time.monotonic() - started) * 1000)
     except UnreadableFileError as exc:
         # The file as a whole cannot be read: keep a copy for replay; records before the fault stay loaded.
         error = str(exc)

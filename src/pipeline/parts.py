@@ -120,7 +120,7 @@ def plan_file(
     """Split the file into parts and queue them; the manifest says the file is in progress."""
     fmt, _ = detect_format(ref.key, dataset.format)
     assert ref.size is not None
-    parts = plan_parts(ranged_reader(s3, ref), ref.size, fmt, part_bytes)
+    parts = plan_parts(ranged_reader(s3, ref), ref.size, fmt, part_bytes, delimiter=dataset.delimiter)
     manifest = describe("database", "in_progress", dataset.name, ref, parts_total=len(parts), parts_done=0)
     # Before the parts are queued: the last part's final manifest must never be overwritten by this one.
     write_manifest(s3, quarantine_bucket, ref, manifest)

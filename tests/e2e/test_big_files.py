@@ -13,6 +13,7 @@ import time
 import pytest
 from tests.e2e.support import Pipeline, unique
 
+from pipeline_toolkit import recovery
 from pipeline_toolkit.s3_events import s3_event, s3_record, sns_notification
 
 pytestmark = pytest.mark.e2e
@@ -94,3 +95,37 @@ def test_small_files_sharing_a_batch_with_a_big_one_all_finish(pipeline: Pipelin
         assert file.outcome in {"loaded", "partial"}, f"{key}: {file.outcome}"
     assert len(pipeline.users_with_prefix(f"{run}-s")) == 9
     assert not pipeline.dead_letters("database-loader")
+
+
+def test_pipeline_replay_reaches_both_loaders_and_changes_nothing_twice(pipeline: Pipeline) -> None:
+    run = unique("replay")
+    key = f"{run}/users.csv"
+    file = pipeline.process(key, b"UserId,Email,Age\n" + f"{run}-1,a@example.com,30\n".encode())
+    bucket = pipeline.outputs.quarantine_bucket
+    s3 = pipeline.clients.s3
+    database = s3.head_object(Bucket=bucket, Key=f"manifests/database/{key}@{file.version}.json")
+    lake = s3.head_object(Bucket=bucket, Key=f"manifests/datalake/{key}@{file.version}.json")
+    user = pipeline.user(f"{run}-1")
+    for _ in range(2):
+        recovery.replay(
+            s3,
+            pipeline.clients.sns,
+            landing_bucket=pipeline.outputs.landing_bucket,
+            quarantine_bucket=bucket,
+            topic_arn=pipeline.outputs.topic_arn,
+            key=key,
+            version=file.version,
+        )
+    # The lake loader saw the replays (its manifest was written again, saying the copy was unchanged)...
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        again = s3.head_object(Bucket=bucket, Key=f"manifests/datalake/{key}@{file.version}.json")
+        if again["LastModified"] != lake["LastModified"] or again["ETag"] != lake["ETag"]:
+            break
+        time.sleep(0.5)
+    manifest = json.loads(pipeline.quarantine_object(f"manifests/datalake/{key}@{file.version}.json"))
+    assert manifest["lake_status"] == "unchanged"
+    # ...the database loader skipped them on its final manifest, and the table holds the same item.
+    after = s3.head_object(Bucket=bucket, Key=f"manifests/database/{key}@{file.version}.json")
+    assert after["LastModified"] == database["LastModified"]
+    assert pipeline.user(f"{run}-1") == user

@@ -16,7 +16,6 @@ import re
 import tomllib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -272,6 +271,11 @@ def function_environment(
 
 # --- every function of the list, invoked in the one install ------------------------------------------
 
+#: Values of the ``setting.<name>`` references, as Terraform passes them (``tostring(var.<name>)``): the
+#: defaults of terraform/variables.tf. A scenario may change one, as a deployment would.
+SETTINGS = {"part_bytes": str(64 << 20)}
+MIN_PART_BYTES = 64 << 10  # the smallest part_bytes Terraform accepts
+
 
 class Target:
     """The AWS resources a function's environment references name, created on the emulator on demand."""
@@ -279,19 +283,28 @@ class Target:
     def __init__(self, aws_env: dict[str, str]) -> None:
         self.suffix = uuid.uuid4().hex[:8]
         self.s3 = boto3.client("s3", **client_kwargs(aws_env))
+        self.sqs = boto3.client("sqs", **client_kwargs(aws_env))
         self.dynamodb = boto3.client("dynamodb", **client_kwargs(aws_env))
         self.landing = f"landing-{self.suffix}"  # created, with its fan-out, by fan_out_event
+        self.settings = dict(SETTINGS)
         self.names: dict[str, str] = {}
 
     def resolve(self, reference: str) -> str:
-        """The name for a functions.json reference ("bucket.datalake", "table.users"), created once."""
+        """The value of a functions.json reference ("bucket.datalake", "table.users", "queue.<function>",
+        "setting.<name>"), its resource created once."""
+        kind, _, name = reference.partition(".")
+        if kind == "setting":
+            if name not in self.settings:
+                pytest.fail(f"no value for the setting {name!r}: add it to SETTINGS")
+            return self.settings[name]
         if reference not in self.names:
-            kind, _, name = reference.partition(".")
             if reference == "bucket.landing":
                 self.names[reference] = self.landing
             elif kind == "bucket":
                 self.names[reference] = f"{name}-{self.suffix}"
                 self.s3.create_bucket(Bucket=self.names[reference])
+            elif kind == "queue":  # the work queue of the function `name`, as the fan-out module makes it
+                self.names[reference] = self.sqs.create_queue(QueueName=f"{name}-{self.suffix}")["QueueUrl"]
             elif reference == "table.users":
                 from pipeline.datasets import USERS
 
@@ -308,57 +321,111 @@ class Target:
         return self.names[reference]
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """A file landing for a function, and what the function must have made of it."""
+class Harness:
+    """Functions of the list invoked in the one install, against one :class:`Target`."""
 
-    key: str
-    body: bytes
-    check: Callable[[Target, dict[str, str], bytes], None]
+    def __init__(self, image: ImageInstall, aws_env: dict[str, str], workdir: Path) -> None:
+        self.image = image
+        self.aws = aws_env
+        self.workdir = workdir
+        self.target = Target(aws_env)
+        self.invoked: list[str] = []
+
+    def env(self, key: str) -> dict[str, str]:
+        return function_environment(FUNCTIONS[key], self.target.resolve, self.aws)
+
+    def land(self, key: str, body: bytes) -> dict[str, Any]:
+        """The SQS event of the landing fan-out for ``key`` (what every "landing-events" function gets)."""
+        return fan_out_event(self.aws, self.target.landing, key, body)
+
+    def queued(self, function: str) -> dict[str, Any]:
+        """The SQS event of what was sent to the work queue of ``function`` (received once, all of it)."""
+        from pipeline_toolkit.sqs_event import sqs_event
+
+        url = self.target.resolve(f"queue.{function}")
+        arn = self.target.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        messages: list[Any] = []
+        while batch := self.target.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+        ).get("Messages", []):
+            messages += batch
+        return sqs_event(messages, arn, self.aws["AWS_REGION"])
+
+    def invoke(self, key: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the function's handler (functions.json's, as Terraform's command) once; it must succeed."""
+        report = run_handler(
+            self.image, FUNCTIONS[key].handler, key, self.env(key), self.workdir, event=event
+        )
+        assert report["result"] == {"batchItemFailures": []}, report["log"]
+        self.invoked.append(key)
+        return report
 
 
-def lake_holds_the_file(target: Target, env: dict[str, str], body: bytes) -> None:
-    lake = env["PIPELINE_DATALAKE_BUCKET"]
-    lake_keys = [obj["Key"] for obj in target.s3.list_objects_v2(Bucket=lake).get("Contents", [])]
-    assert len(lake_keys) == 1, lake_keys
-    assert lake_keys[0].startswith("dataset=events/ingest_date=")
-    assert lake_keys[0].endswith("/events-2026-01-01.jsonl")
-    assert target.s3.get_object(Bucket=lake, Key=lake_keys[0])["Body"].read() == body
+def users_file(count: int) -> tuple[bytes, list[str]]:
+    """A users JSON Lines file: ``count`` good records and one that validation sets aside; the good ids."""
+    records: list[dict[str, Any]] = [
+        {"user_id": f"u-{n:05d}", "email": f"user{n}@example.com", "first_name": "Ada", "age": 20 + n % 60}
+        for n in range(count)
+    ]
+    records.append({"user_id": "u-bad", "email": "not an email"})  # validated and set aside, not a failure
+    body = b"".join(json.dumps(record).encode() + b"\n" for record in records)
+    return body, [record["user_id"] for record in records[:-1]]
 
 
-def table_holds_the_good_records(target: Target, env: dict[str, str], _body: bytes) -> None:
+def table_ids(h: Harness, key: str) -> list[str]:
     from pipeline.datasets import USERS
 
     assert USERS.key_field is not None
     assert USERS.table_env == "PIPELINE_USERS_TABLE"
-    items = target.dynamodb.scan(TableName=env["PIPELINE_USERS_TABLE"])["Items"]
-    assert sorted(item[USERS.key_field]["S"] for item in items) == ["u-0001", "u-0002"]
+    table = h.env(key)["PIPELINE_USERS_TABLE"]
+    items: list[dict[str, Any]] = []
+    scan: dict[str, Any] = {"TableName": table}
+    while True:
+        page = h.target.dynamodb.scan(**scan)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            break
+        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(item[USERS.key_field]["S"] for item in items)
 
 
-USER_RECORDS = [
-    {
-        "user_id": "u-0001",
-        "email": "ada@example.com",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "age": 36,
-    },
-    {"user_id": "u-0002", "email": "alan@example.com", "age": "41"},
-    {"user_id": "u-0003", "email": "not an email"},  # validated and set aside, not a failed message
-]
+def datalake_loader_files_a_landed_object(h: Harness) -> None:
+    body = b'{"event": "signup", "user_id": "u-1"}\n{"event": "login", "user_id": "u-1"}\n'
+    h.invoke("datalake-loader", h.land("drops/events-2026-01-01.jsonl", body))
+    lake = h.env("datalake-loader")["PIPELINE_DATALAKE_BUCKET"]
+    lake_keys = [obj["Key"] for obj in h.target.s3.list_objects_v2(Bucket=lake).get("Contents", [])]
+    assert len(lake_keys) == 1, lake_keys
+    assert lake_keys[0].startswith("dataset=events/ingest_date=")
+    assert lake_keys[0].endswith("/events-2026-01-01.jsonl")
+    assert h.target.s3.get_object(Bucket=lake, Key=lake_keys[0])["Body"].read() == body
+
+
+def database_loader_loads_user_records(h: Harness) -> None:
+    body, good = users_file(2)
+    h.invoke("database-loader", h.land("incoming/users-2026-01-01.jsonl", body))
+    assert table_ids(h, "database-loader") == good
+
+
+def part_loader_loads_the_parts_the_database_loader_planned(h: Harness) -> None:
+    """The part loader's event is what the database loader queued for a file bigger than part_bytes."""
+    h.target.settings["part_bytes"] = str(MIN_PART_BYTES)
+    body, good = users_file(3000)  # about 200 KB: several parts
+    assert len(body) > 2 * MIN_PART_BYTES
+    h.invoke("database-loader", h.land("incoming/users-big.jsonl", body))
+    assert table_ids(h, "part-loader") == []  # planned, not loaded: the parts carry the load
+    event = h.queued("part-loader")
+    assert len(event["Records"]) >= 2
+    h.invoke("part-loader", event)
+    assert table_ids(h, "part-loader") == good
+
 
 #: By function key: the examples of the current list. A function added to functions.json needs one here.
-SCENARIOS = {
-    "datalake-loader": Scenario(
-        key="drops/events-2026-01-01.jsonl",
-        body=b'{"event": "signup", "user_id": "u-1"}\n{"event": "login", "user_id": "u-1"}\n',
-        check=lake_holds_the_file,
-    ),
-    "database-loader": Scenario(
-        key="incoming/users-2026-01-01.jsonl",
-        body=b"".join(json.dumps(record).encode() + b"\n" for record in USER_RECORDS),
-        check=table_holds_the_good_records,
-    ),
+SCENARIOS: dict[str, Callable[[Harness], None]] = {
+    "datalake-loader": datalake_loader_files_a_landed_object,
+    "database-loader": database_loader_loads_user_records,
+    "part-loader": part_loader_loads_the_parts_the_database_loader_planned,
 }
 
 
@@ -373,12 +440,8 @@ def test_each_functions_handler_runs_in_the_one_image_install(
     image = reproduce_install()  # the same install (session-cached) for every function, as the image is
     assert image is reproduce_install()
     assert key in SCENARIOS, f"no invocation scenario for {key}"
-    spec, scenario = FUNCTIONS[key], SCENARIOS[key]
-    target = Target(aws)
-    env = function_environment(spec, target.resolve, aws)
-    event = fan_out_event(aws, target.landing, scenario.key, scenario.body)
+    harness = Harness(image, aws, tmp_path)
 
-    report = run_handler(image, spec.handler, spec.key, env, tmp_path, event=event)
+    SCENARIOS[key](harness)
 
-    assert report["result"] == {"batchItemFailures": []}, report["log"]
-    scenario.check(target, env, scenario.body)
+    assert key in harness.invoked

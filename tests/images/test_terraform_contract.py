@@ -113,14 +113,36 @@ def test_terraform_runs_every_function_with_its_handler_from_the_list(
         assert ARCHITECTURES[arch] == {"x86_64": "linux/amd64", "arm64": "linux/arm64"}[arch]
 
 
+@pytest.fixture(scope="module")
+def planned_x86_64(initialised: tuple[Path, dict[str, str]]) -> dict[str, Any]:
+    workdir, env = initialised
+    return plan(workdir, env, "x86_64")
+
+
+def reference_value(reference: str, document: dict[str, Any]) -> str:
+    """What Terraform gives the function for a functions.json reference, as far as the plan knows it: a
+    setting is the root variable's planned value; a resource's name or URL, one of the right form."""
+    kind, _, name = reference.partition(".")
+    if kind == "setting":
+        return str(document["variables"][name]["value"])  # tostring(var.<name>) in main.tf
+    if kind == "queue":
+        return f"https://sqs.us-east-1.amazonaws.com/123456789012/pipeline-dev-{name}"
+    return reference.replace(".", "-")  # bucket and table names
+
+
 @pytest.mark.parametrize("key", list(FUNCTIONS))
 def test_each_command_is_importable_and_callable_in_the_one_install(
-    reproduce_install: Callable[..., ImageInstall], tmp_path: Path, key: str
+    planned_x86_64: dict[str, Any],
+    reproduce_install: Callable[..., ImageInstall],
+    tmp_path: Path,
+    key: str,
 ) -> None:
-    """What Lambda does at cold start with the command Terraform sets: import it from the task root."""
+    """What Lambda does at cold start with the command Terraform sets: import it from the task root, in the
+    environment functions.json gives the function (the handlers validate it at import)."""
     spec = FUNCTIONS[key]
-    # Names of the right form for what the environment references (the handlers validate them at import).
-    env = {name: reference.replace(".", "-") for name, reference in spec.environment.items()}
+    (image_config,) = planned_functions(planned_x86_64)[key]["image_config"]
+    (handler,) = image_config["command"]
+    env = {name: reference_value(ref, planned_x86_64) for name, ref in spec.environment.items()}
     env |= {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": key}
-    report = run_handler(reproduce_install(), spec.handler, key, env, tmp_path)
+    report = run_handler(reproduce_install(), handler, key, env, tmp_path)
     assert report["result"] == {"callable": True}, report["log"]

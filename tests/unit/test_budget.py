@@ -91,3 +91,10 @@ def test_without_a_context_there_is_no_deadline() -> None:
     Budget(None).check()
     with pytest.raises(OutOfTime):
         Budget(Clock(100, 0)).check()
+
+
+def test_a_unit_of_work_starts_only_if_one_as_long_as_the_last_still_fits() -> None:
+    budget = Budget(Clock(remaining_ms=5_000, step_ms=0), margin_ms=1_500)
+    budget.check(reserve_ms=3_000)
+    with pytest.raises(OutOfTime, match="5100 ms"):
+        budget.check(reserve_ms=3_600)

@@ -22,15 +22,18 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 
-from pipeline_toolkit import localstack
+from pipeline_toolkit import localstack, recovery
 from pipeline_toolkit.clients import Clients
+from pipeline_toolkit.deploy import DeployError
 from pipeline_toolkit.outputs import DEFAULT_STATE_DIR, NoSessionError, Session, StackOutputs
 from pipeline_toolkit.render import render_status
 from pipeline_toolkit.report import collect
 from pipeline_toolkit.runtime import LocalRuntime
+from pipeline_toolkit.terraform import TerraformError
 from pipeline_toolkit.upload import drop_files
 
 LANDING_BUCKET_ENV = "PIPELINE_LANDING_BUCKET"
@@ -251,7 +254,66 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+# -- recovery --------------------------------------------------------------------------------------------
+
+
+def cmd_redrive(args: argparse.Namespace, console: Console) -> int:
+    clients, outputs = _target(args)
+    if outputs is None:
+        raise UsageError("redrive needs the stack's outputs: run `pipeline local up`, or pass --outputs FILE")
+    if args.function not in outputs.queues:
+        raise UsageError(f"no function {args.function!r}; the stack has {', '.join(sorted(outputs.queues))}")
+    queue = outputs.queues[args.function]
+    result = recovery.redrive(clients.sqs, queue.dlq_url, queue.url, method=args.method)
+    if result.method == "move-task":
+        console.print(f"{args.function}: message move task started ({result.task_handle})", highlight=False)
+    else:
+        console.print(f"{args.function}: {result.moved} message(s) moved back to its queue", highlight=False)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    clients, outputs = _target(args)
+    if outputs is None or not outputs.topic_arn:
+        raise UsageError("replay needs the stack's outputs: run `pipeline local up`, or pass --outputs FILE")
+    key, _, version = args.target.rpartition("@") if "@" in args.target else (args.target, "", "")
+    ref = recovery.replay(
+        clients.s3,
+        clients.sns,
+        landing_bucket=outputs.landing_bucket,
+        quarantine_bucket=outputs.quarantine_bucket,
+        topic_arn=outputs.topic_arn,
+        key=key,
+        version=version or None,
+        region=clients.region,
+    )
+    console.print(f"announced s3://{ref.bucket}/{ref.key} version {ref.version_label} again", highlight=False)
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------------
+
+
+def _add_recovery_commands(commands: Any) -> None:
+    redrive = commands.add_parser("redrive", help="move a function's dead letters back to its queue")
+    redrive.add_argument("function", metavar="FUNCTION", help="function key, e.g. database-loader")
+    redrive.add_argument(
+        "--method",
+        choices=["auto", "move-task", "copy"],
+        default="auto",
+        help="SQS's message-move task, or receive-send-delete (auto: the task where the target has it)",
+    )
+    redrive.add_argument(
+        "--outputs", help="JSON of `terraform output -json` for a stack other than the local one"
+    )
+    redrive.set_defaults(run=cmd_redrive)
+
+    replay = commands.add_parser("replay", help="announce a landed file version to every loader again")
+    replay.add_argument("target", metavar="KEY[@VERSION]", help="landing key, optionally @version id")
+    replay.add_argument(
+        "--outputs", help="JSON of `terraform output -json` for a stack other than the local one"
+    )
+    replay.set_defaults(run=cmd_replay)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,7 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let the target poll the queues and run the images itself",
     )
-    deploy.add_argument("--no-push", action="store_true", help="do not push the function images to its ECR")
+    deploy.add_argument(
+        "--no-push",
+        action="store_true",
+        help="build and push nothing: the functions run the digests the target's ECR already holds for the "
+        "current content",
+    )
     deploy.set_defaults(run=cmd_local_deploy)
 
     drop = commands.add_parser("drop", help="upload files to the landing bucket")
@@ -337,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=cmd_status)
+
+    _add_recovery_commands(commands)
     return parser
 
 
@@ -346,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160, soft_wrap=True)
     try:
         code: int = args.run(args, console)
-    except (UsageError, NoSessionError, FileNotFoundError) as error:
+    except (UsageError, NoSessionError, FileNotFoundError, DeployError, TerraformError) as error:
         console.print(f"[red]pipeline: {error}[/red]", highlight=False)
         return 2
     except KeyboardInterrupt:

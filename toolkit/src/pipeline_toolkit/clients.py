@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
 DEFAULT_REGION = "us-east-1"
@@ -86,6 +87,10 @@ class Clients:
     @cached_property
     def awslambda(self) -> LambdaClient:
         return self.session.client("lambda", endpoint_url=self.endpoint_url, config=self._config)
+
+    @cached_property
+    def sns(self) -> SNSClient:
+        return self.session.client("sns", endpoint_url=self.endpoint_url, config=self._config)
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:

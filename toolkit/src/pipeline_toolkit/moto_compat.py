@@ -13,8 +13,14 @@ evaluate does not apply (neither its Deny nor its Allow). Everything else in the
 actions, resources) is evaluated by moto as before.
 
 **Conditional copies.** AWS honours ``If-Match`` / ``If-None-Match`` on ``CopyObject`` for the destination
-(write only if it still holds that ETag / holds nothing); moto 5.2 ignores both on a copy, so a lost race could
-not be shown. This patch checks them as moto's own ``PutObject`` does.
+(write only if it still holds that ETag / holds nothing); moto 5.2 ignores both on a copy, so a lost race
+could not be shown. This patch checks them as moto's own ``PutObject`` does.
+
+**Transactions at table size.** moto 5.2 backs up every table a ``TransactWriteItems`` names with a deep
+copy before applying it, so one transaction costs time proportional to the table (measured: 4.8 s for 25
+items against a 6,000-item table, 5 items/s; AWS answers in milliseconds whatever the table holds). This patch
+applies a transaction the way AWS defines it, all or nothing, without the copy: every condition is checked
+first, and the writes are applied only if none failed.
 
 **Redrive policies.** moto returns a queue's ``RedrivePolicy`` attribute as ``json.dumps(...)`` with spaces;
 AWS returns compact JSON. The Terraform AWS provider compares the string as is, so without this every plan
@@ -26,6 +32,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.exceptions import PreconditionFailed
 from moto.s3.models import FakeBucket
@@ -35,6 +49,7 @@ from moto.sqs.models import Queue
 _PATCHED_ATTRIBUTE = "_pipeline_condition_patch"
 _REDRIVE_PATCHED_ATTRIBUTE = "_pipeline_compact_redrive_policy"
 _COPY_PATCHED_ATTRIBUTE = "_pipeline_conditional_copy"
+_TRANSACTION_PATCHED_ATTRIBUTE = "_pipeline_transactions_without_copies"
 
 
 def statements_without_conditions(policy: str) -> str:
@@ -52,6 +67,7 @@ def apply() -> None:
     _evaluate_bucket_policy_conditions_like_aws()
     _compact_redrive_policy()
     _conditional_copy_like_aws()
+    _transactions_without_table_copies()
 
 
 def _evaluate_bucket_policy_conditions_like_aws() -> None:
@@ -101,3 +117,63 @@ def _conditional_copy_like_aws() -> None:
 
     setattr(S3Response, "copy_object", copy_object)  # noqa: B010 - patching a method of moto's class
     setattr(S3Response, _COPY_PATCHED_ATTRIBUTE, True)
+
+
+def _transactions_without_table_copies() -> None:
+    if getattr(DynamoDBBackend, _TRANSACTION_PATCHED_ATTRIBUTE, False):
+        return
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:  # noqa: PLR0912
+        if len(transact_items) > 100:  # the service limit
+            raise TooManyTransactionsException()
+        seen: set[tuple[str, str]] = set()
+        errors: list[tuple[str | None, str | None, Any]] = []
+        writes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        for entry in transact_items:
+            if len(entry) != 1:
+                raise TransactWriteSingleOpException
+            kind, op = next(iter(entry.items()))
+            table = self.get_table(op["TableName"])
+            if kind == "Put":
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            identity = (op["TableName"], str(sorted(key.items())))
+            if identity in seen:
+                raise MultipleTransactionsException()
+            seen.add(identity)
+            current = self.get_item(op["TableName"], key)
+            condition = op.get("ConditionExpression")
+            if condition is not None:
+                check = get_filter_expression(
+                    condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+                )
+                if not check.expr(current):
+                    old = None
+                    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                        old = current.to_json()["Attributes"]
+                    errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
+                    continue
+            errors.append((None, None, None))
+            writes.append((kind, op, key))
+        if any(code is not None for code, _, _ in errors):
+            raise TransactionCanceledException(errors)
+        for kind, op, key in writes:
+            names = op.get("ExpressionAttributeNames")
+            if kind == "Put":
+                self.put_item(op["TableName"], op["Item"])
+            elif kind == "Delete":
+                self.delete_item(op["TableName"], key)
+            elif kind == "Update":
+                self.update_item(
+                    op["TableName"],
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=names,
+                    expression_attribute_values=op.get("ExpressionAttributeValues"),
+                )
+
+    setattr(DynamoDBBackend, "transact_write_items", transact_write_items)  # noqa: B010 - patching moto
+    setattr(DynamoDBBackend, _TRANSACTION_PATCHED_ATTRIBUTE, True)
