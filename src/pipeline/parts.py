@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -25,6 +26,7 @@ from botocore.exceptions import ClientError
 from pipeline.budget import Budget
 from pipeline.database import TableWriter
 from pipeline.datasets import Dataset
+from pipeline.loader import load_stream
 from pipeline.manifests import (
     Manifest,
     RecordError,
@@ -102,8 +104,6 @@ def ref_to_dict(ref: ObjectRef) -> dict[str, Any]:
 
 
 def ref_from_dict(raw: dict[str, Any]) -> ObjectRef:
-    from datetime import datetime  # noqa: PLC0415 - only for this conversion
-
     return ObjectRef(**{**raw, "event_time": datetime.fromisoformat(raw["event_time"])})
 
 
@@ -169,8 +169,6 @@ def load_part(
     budget: Budget | None = None,
 ) -> bool:
     """Load one part unless it is done already; True when this call loaded it."""
-    from pipeline.loader import load_stream  # noqa: PLC0415 - loader imports this module's neighbours
-
     key = result_key(ref, part.index)
     if _exists(s3, quarantine_bucket, key):
         return False
