@@ -110,8 +110,9 @@ locals {
     ]
     "write-quarantine" = [
       {
-        sid     = "WriteQuarantine"
-        actions = ["s3:PutObject", "s3:PutObjectTagging"]
+        sid = "WriteQuarantine"
+        # Big rejects files and staged copies are multipart uploads: a failed one is aborted, not left behind.
+        actions = ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"]
         resources = [
           "${module.bucket["quarantine"].arn}/rejects/*",
           "${module.bucket["quarantine"].arn}/manifests/*",

@@ -1,11 +1,12 @@
 """Fixtures shared by the whole suite.
 
 ``emulator``
-    The embedded AWS emulator (moto's server on 127.0.0.1, a free port), started once per test session and
-    stopped at the end. Use ``emulator.environment()`` to aim boto3, Terraform or a subprocess at it. This
-    process's environment is NOT changed (unit tests that use ``moto.mock_aws`` must not see an endpoint
-    URL); wrap code that reads the environment in
-    ``pipeline_toolkit.emulator.patched_environ(emulator.environment())``.
+    The embedded AWS emulator (moto's server on 127.0.0.1, a free port, in a process of its own), started
+    once per test session and stopped at the end. Its state is its own: ``moto.mock_aws`` in the unit tests
+    resets only this process's moto state, so the suites pass in any order (``make test-shuffled``). Use
+    ``emulator.environment()`` to aim boto3, Terraform or a subprocess at it. This process's environment is
+    NOT changed (unit tests that use ``moto.mock_aws`` must not see an endpoint URL); wrap code that reads
+    the environment in ``pipeline_toolkit.emulator.patched_environ(emulator.environment())``.
 
 ``deployed_stack``
     The root Terraform stack (``terraform/``) applied ONCE per session to that emulator with the
@@ -33,7 +34,6 @@ import boto3
 import pytest
 
 from pipeline_toolkit import emulator as emulator_module
-from pipeline_toolkit import moto_compat
 from pipeline_toolkit.emulator import Emulator
 from pipeline_toolkit.project import PROJECT_DIR_ENV, stack_dir
 from pipeline_toolkit.terraform import EMBEDDED_VARIABLES, Terraform, find_binary
@@ -52,9 +52,7 @@ _timings: dict[str, float] = {}
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """The embedded AWS emulator for the session (see the module docstring)."""
-    # start() patches moto where it answers unlike AWS in ways the stack runs into (bucket policy conditions,
-    # redrive policy JSON); applied here too in case the emulator is ever started without it.
-    moto_compat.apply()
+    # Its process patches moto where it answers unlike AWS (pipeline_toolkit.moto_compat).
     running = emulator_module.start()
     try:
         yield running
@@ -104,8 +102,8 @@ def deployed_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory)
         state=workspace / "terraform.tfstate",
         env=env,
     )
-    # "pipeline-test-...": moto's state is global to the process, shared by every emulator started in it, so
-    # the session's stack must not collide with one that another test deploys with the default names.
+    # "pipeline-test-...": names of their own, so a test reading them can never confuse them with the default
+    # names another test deploys (to an emulator of its own).
     variables = {**EMBEDDED_VARIABLES, "environment": SESSION_ENVIRONMENT}
     terraform.init()
     started = time.monotonic()
@@ -114,20 +112,17 @@ def deployed_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory)
     return DeployedStack(outputs=terraform.outputs(), env=env, variables=variables, terraform=terraform)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the stack's own checks (``tests/terraform``) first, and the unit and integration tests last.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the stack's own checks (``tests/terraform``) first: a broken stack fails fast, before the suites
+    that build on it.
 
-    The session's emulator runs in this process and shares moto's state with ``mock_aws``, which resets that
-    state when a test using it ends: the unit tests that use ``mock_aws`` must run after every suite that
-    uses the deployed stack. (Running the emulator in a process of its own would lift this; not done yet.)
+    A preference only, and left out when pytest-randomly shuffles (``make test-shuffled``): the suites pass in
+    any order, because the session's emulator keeps its state in a process of its own.
     """
+    if config.pluginmanager.hasplugin("randomly"):
+        return
     top = Path(__file__).parent
-    items.sort(
-        key=lambda item: (
-            not item.path.is_relative_to(top / "terraform"),
-            item.path.is_relative_to(top / "unit"),
-        )
-    )
+    items.sort(key=lambda item: not item.path.is_relative_to(top / "terraform"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -11,7 +11,7 @@ from pipeline.datasets import Dataset
 from pipeline.manifests import Manifest, Status, describe
 from pipeline.objects import ObjectRef
 from pipeline.quarantine import RejectsWriter, quarantine_file
-from pipeline.readers import UnreadableFileError, detect_format
+from pipeline.readers import Format, UnreadableFileError, detect_format
 from pipeline.sources import open_source
 from pipeline.validation import iter_validated_batches
 
@@ -54,11 +54,15 @@ def load_stream(
     budget: Budget | None = None,
     line_offset: int = 0,
     rejects_at: str | None = None,
+    fmt: Format | None = None,
 ) -> Manifest:
-    """Load the records of ``body`` (a whole file, or one part of it numbered from ``line_offset``)."""
+    """Load the records of ``body`` (a whole file, or one part of it numbered from ``line_offset``).
+
+    ``fmt`` is the format of ``body`` when it is not the file's own (a staged copy: plain text).
+    """
     if dataset.schema is None:
         raise ValueError(f"dataset {dataset.name!r} has no schema: nothing to load into a table")
-    fmt, gzipped = detect_format(ref.key, dataset.format)
+    fmt, gzipped = detect_format(ref.key, dataset.format) if fmt is None else (fmt, False)
     rejects = RejectsWriter(ref, rejects_at)
     written = WriteResult()
     read = 0

@@ -10,8 +10,8 @@
 - :func:`finish` writes the file's one manifest once every part has a result: the counts are the sum of the
   parts', each part counted once however often it ran.
 
-Gzip files and JSON arrays cannot be split by byte range; they are loaded whole by the database loader
-within its time budget (see the README for what that bounds).
+Gzip files and JSON arrays cannot be split by byte range: a big one is first staged as a plain copy
+(:mod:`pipeline.staging`), and its parts are ranges of that copy. Small ones load whole.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -37,9 +37,11 @@ from pipeline.manifests import (
     write_manifest,
 )
 from pipeline.objects import ObjectRef
+from pipeline.quarantine import quarantine_file
 from pipeline.readers import detect_format
 from pipeline.sources import version_args
 from pipeline.splits import SPLITTABLE, Part, PartStream, plan_parts
+from pipeline.staging import GZIP_STAGE_FRACTION, StagedCopy, needs_staging
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -71,26 +73,40 @@ class PartResult:
     rejects_key: str | None
     first_errors: list[dict[str, Any]]
     error: str | None = None
+    quarantined_file_key: str | None = None
 
 
-def splittable(s3: S3Client, ref: ObjectRef, dataset: Dataset, part_bytes: int) -> bool:
-    """Whether the file is big enough to split, and text that can be cut by byte range.
+Layout = Literal["whole", "split", "stage"]
 
-    The first bytes are looked at too: a gzip (or other binary) file whose name says ``.csv`` is read whole,
-    as the readers detect gzip from the content.
+
+def layout(s3: S3Client, ref: ObjectRef, dataset: Dataset, part_bytes: int) -> Layout:
+    """How the database loader takes a file on: load it ``whole``, ``split`` it into parts by byte range, or
+    ``stage`` a plain copy first (a big gzip file or JSON array) and split that.
+
+    The first bytes are looked at too: a gzip file whose name says ``.csv`` is staged like a ``.csv.gz``
+    (the readers detect gzip from the content), other binary content loads whole (and is refused at once).
     """
+    if (ref.size or 0) * GZIP_STAGE_FRACTION <= part_bytes:
+        return "whole"  # small whatever it is: not worth a request for its first bytes
+    head = ranged_reader(s3, ref)(0, 16)
+    if needs_staging(ref, dataset, head, part_bytes):
+        return "stage"
     fmt, gzipped = detect_format(ref.key, dataset.format)
     if gzipped or fmt not in SPLITTABLE or (ref.size or 0) <= part_bytes:
-        return False
-    head = ranged_reader(s3, ref)(0, 16)
-    return not any(head.startswith(magic) for magic in BINARY_MAGIC)
+        return "whole"
+    return "whole" if any(head.startswith(magic) for magic in BINARY_MAGIC) else "split"
 
 
-def ranged_reader(s3: S3Client, ref: ObjectRef) -> Any:
+def ranged_reader(s3: S3Client, ref: ObjectRef, staged: StagedCopy | None = None) -> Any:
+    """``read_range(start, end)`` of the file's exact version, or of its staged copy."""
+    location: dict[str, Any] = (
+        {"Bucket": staged.bucket, "Key": staged.key}
+        if staged is not None
+        else {"Bucket": ref.bucket, "Key": ref.key, **version_args(ref)}
+    )
+
     def read_range(start: int, end: int) -> bytes:
-        response = s3.get_object(
-            Bucket=ref.bucket, Key=ref.key, Range=f"bytes={start}-{end - 1}", **version_args(ref)
-        )
+        response = s3.get_object(**location, Range=f"bytes={start}-{end - 1}")
         data: bytes = response["Body"].read()
         return data
 
@@ -116,17 +132,31 @@ def plan_file(
     parts_queue_url: str,
     part_bytes: int,
     quarantine_bucket: str,
+    staged: StagedCopy | None = None,
 ) -> Manifest:
-    """Split the file into parts and queue them; the manifest says the file is in progress."""
-    fmt, _ = detect_format(ref.key, dataset.format)
-    assert ref.size is not None
-    parts = plan_parts(ranged_reader(s3, ref), ref.size, fmt, part_bytes, delimiter=dataset.delimiter)
+    """Split the file (or its staged copy) into parts and queue them; the manifest says it is in progress."""
+    if staged is None:
+        fmt, _ = detect_format(ref.key, dataset.format)
+        assert ref.size is not None
+        size = ref.size
+    else:
+        fmt, size = staged.format, staged.size
+    parts = plan_parts(ranged_reader(s3, ref, staged), size, fmt, part_bytes, delimiter=dataset.delimiter)
+    if not parts:  # a staged copy with nothing before the fault: one empty part still ends the file
+        parts = [Part(index=0, count=1, start=0, end=0, first_line=1)]
     manifest = describe("database", "in_progress", dataset.name, ref, parts_total=len(parts), parts_done=0)
     # Before the parts are queued: the last part's final manifest must never be overwritten by this one.
     write_manifest(s3, quarantine_bucket, ref, manifest)
+    staged_fields = {"staged": staged.to_dict()} if staged is not None else {}
     bodies = [
         json.dumps(
-            {"kind": MESSAGE_KIND, "dataset": dataset.name, "ref": ref_to_dict(ref), "part": p.to_dict()}
+            {
+                "kind": MESSAGE_KIND,
+                "dataset": dataset.name,
+                "ref": ref_to_dict(ref),
+                "part": p.to_dict(),
+                **staged_fields,
+            }
         )
         for p in parts
     ]
@@ -167,14 +197,22 @@ def load_part(
     quarantine_bucket: str,
     batch_size: int,
     budget: Budget | None = None,
+    staged: StagedCopy | None = None,
 ) -> bool:
-    """Load one part unless it is done already; True when this call loaded it."""
+    """Load one part (of the file, or of its staged copy) unless it is done already; True when this call
+    loaded it. The last part of a staged copy that ended at a fault in the source carries that fault."""
     key = result_key(ref, part.index)
     if _exists(s3, quarantine_bucket, key):
         return False
-    body = s3.get_object(
-        Bucket=ref.bucket, Key=ref.key, Range=f"bytes={part.start}-{part.end - 1}", **version_args(ref)
-    )["Body"]
+    location: dict[str, Any] = (
+        {"Bucket": staged.bucket, "Key": staged.key}
+        if staged is not None
+        else {"Bucket": ref.bucket, "Key": ref.key, **version_args(ref)}
+    )
+    if part.end > part.start:
+        body: Any = s3.get_object(**location, Range=f"bytes={part.start}-{part.end - 1}")["Body"]
+    else:
+        body = _Empty()
     stream = PartStream(part, body)
     outcome = load_stream(
         s3,
@@ -187,7 +225,11 @@ def load_part(
         quarantine_bucket=quarantine_bucket,
         batch_size=batch_size,
         budget=budget,
+        fmt=staged.format if staged is not None else None,
     )
+    error, quarantined = outcome.error, outcome.quarantined_file_key
+    if staged is not None and staged.error and part.index == part.count - 1 and error is None:
+        error, quarantined = staged.error, quarantine_file(s3, ref, quarantine_bucket)
     result = PartResult(
         index=part.index,
         records_read=outcome.records_read,
@@ -195,8 +237,9 @@ def load_part(
         records_rejected=outcome.records_rejected,
         records_superseded=outcome.records_superseded,
         rejects_key=outcome.rejects_key,
-        first_errors=[error.model_dump() for error in outcome.first_errors],
-        error=outcome.error,
+        first_errors=[record.model_dump() for record in outcome.first_errors],
+        error=error,
+        quarantined_file_key=quarantined,
     )
     s3.put_object(
         Bucket=quarantine_bucket,
@@ -205,6 +248,16 @@ def load_part(
         ContentType="application/json",
     )
     return True
+
+
+class _Empty:
+    """The body of an empty part (a ranged GET cannot ask for zero bytes)."""
+
+    def read(self, _size: int = -1, /) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        return
 
 
 def finish(s3: S3Client, ref: ObjectRef, dataset: Dataset, part: Part, *, quarantine_bucket: str) -> Manifest:
@@ -219,6 +272,7 @@ def finish(s3: S3Client, ref: ObjectRef, dataset: Dataset, part: Part, *, quaran
     errors = [RecordError(**error) for result in results for error in result.first_errors]
     errors.sort(key=lambda error: error.line)
     failed = [result.error for result in results if result.error]
+    copies = [result.quarantined_file_key for result in results if result.quarantined_file_key]
     rejected = sum(result.records_rejected for result in results)
     done = len(results) == part.count
     status = (
@@ -235,6 +289,7 @@ def finish(s3: S3Client, ref: ObjectRef, dataset: Dataset, part: Part, *, quaran
         records_superseded=sum(result.records_superseded for result in results),
         rejects_key=(rejects_key(ref).removesuffix(".jsonl") + "/") if rejected else None,
         error=failed[0] if failed else None,
+        quarantined_file_key=copies[0] if copies else None,
         first_errors=errors[:10],
         parts_total=part.count,
         parts_done=len(results),

@@ -37,6 +37,8 @@ Row: TypeAlias = object
 
 CHUNK_SIZE = 1 << 20
 """Bytes asked of the stream (or of the gzip decoder) at a time."""
+GUNZIP_CHUNK_SIZE = 256 << 10
+"""Decompressed bytes asked of the gzip decoder at a time."""
 _JSON_BUFFER = 64 << 10
 """Bytes handed to ijson at a time: it builds every element of a buffer at once (~8x the bytes)."""
 MAX_LINE_BYTES = 16 << 20
@@ -116,7 +118,7 @@ def iter_rows(
     """
     if len(delimiter) != 1:
         raise ValueError(f"delimiter must be a single character, not {delimiter!r}")
-    chunks = _content_chunks(stream, gzipped)
+    chunks = iter_content(stream, gzipped)
     if fmt == "csv":
         return _csv_rows(chunks, delimiter, on_header, line_offset)
     if fmt == "jsonl":
@@ -161,8 +163,12 @@ def _read_at_least(stream: Readable, size: int) -> bytes:
     return data
 
 
-def _content_chunks(stream: Readable, gzipped: bool) -> Iterator[bytes]:
-    """The file's content in chunks of at most CHUNK_SIZE-ish bytes, decompressed if it is gzip."""
+def iter_content(stream: Readable, gzipped: bool) -> Iterator[bytes]:
+    """The file's content in chunks of at most CHUNK_SIZE-ish bytes, decompressed if it is gzip.
+
+    Other binary content (zip, bzip2, xz, zstd, UTF-16) raises :class:`UnreadableFileError`; the bytes are
+    not checked as text here (the row readers do that).
+    """
     head = _read_at_least(stream, 16)
     if head.startswith(_GZIP_MAGIC):
         yield from _gunzip(_Prepended(head, stream))
@@ -181,10 +187,11 @@ def _content_chunks(stream: Readable, gzipped: bool) -> Iterator[bytes]:
 
 
 def _gunzip(fileobj: _Prepended) -> Iterator[bytes]:
-    # GzipFile.read(n) bounds each output chunk, so a decompression bomb cannot exhaust memory.
+    # GzipFile.read(n) bounds each output chunk, so a decompression bomb cannot exhaust memory. A read that
+    # meets a truncated end raises and loses its chunk: smaller chunks keep more of what came before.
     with gzip.GzipFile(fileobj=fileobj, mode="rb") as gz:
         try:
-            while chunk := gz.read(CHUNK_SIZE):
+            while chunk := gz.read(GUNZIP_CHUNK_SIZE):
                 yield chunk
         except EOFError:
             raise UnreadableFileError(

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from tests.e2e.support import Pipeline
 
-from pipeline_toolkit import moto_compat
 from pipeline_toolkit.clients import Clients
 from pipeline_toolkit.outputs import StackOutputs
 from pipeline_toolkit.runtime import LocalRuntime
@@ -60,7 +59,6 @@ def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             f"e2e target: {environment.get('AWS_ENDPOINT_URL', 'AWS')} (outputs from {outputs_file})"
         )
     else:
-        moto_compat.apply()  # S3 bucket policies with conditions, evaluated as AWS does (see the module)
         stack: Any = request.getfixturevalue("deployed_stack")
         environment = {name: value for name, value in stack.env.items() if value}
         outputs = StackOutputs.from_terraform(stack.outputs)
@@ -85,7 +83,7 @@ def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             )
         _notes.append(f"local runtime: {len(runtime.workers)} worker(s), logs in {log_dir}")
         runtime.start()
-    deployed = Pipeline(clients, outputs)
+    deployed = Pipeline(clients, outputs, runtime=runtime)
     _pipelines.append(deployed)
     try:
         yield deployed

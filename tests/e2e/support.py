@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from pipeline_toolkit.clients import Clients
 from pipeline_toolkit.outputs import StackOutputs
 from pipeline_toolkit.report import FileStatus, wait_until_settled
+from pipeline_toolkit.runtime import LocalRuntime
 
 PROCESS_TIMEOUT_SECONDS = 180.0
 _deserializer = TypeDeserializer()
@@ -36,6 +37,8 @@ class Pipeline:
 
     clients: Clients
     outputs: StackOutputs
+    # The local runtime running the functions, when this target has one (the embedded target does).
+    runtime: LocalRuntime | None = None
     latencies: list[Latency] = field(default_factory=list)
 
     # -- dropping and waiting ----------------------------------------------------------------------------

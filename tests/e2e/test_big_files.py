@@ -7,7 +7,10 @@ part loader, added up into one manifest.
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -129,3 +132,110 @@ def test_pipeline_replay_reaches_both_loaders_and_changes_nothing_twice(pipeline
     after = s3.head_object(Bucket=bucket, Key=f"manifests/database/{key}@{file.version}.json")
     assert after["LastModified"] == database["LastModified"]
     assert pipeline.user(f"{run}-1") == user
+
+
+def users_json_array(run: str, rows: int) -> bytes:
+    records: list[object] = [
+        {"UserId": f"{run}-{n}", "Email": f"user{n}@example.com", "Age": 20 + n % 60, "FirstName": f"F{n}"}
+        for n in range(rows)
+    ]
+    records.append({"UserId": f"{run}-bad", "Email": "not-an-email"})
+    return json.dumps(records, indent=1).encode()
+
+
+def test_a_big_gzip_file_is_staged_then_loaded_in_parts(pipeline: Pipeline) -> None:
+    run = unique("gzip")
+    key = f"{run}/users.csv.gz"
+    file = pipeline.process(key, gzip.compress(big_csv(run, ROWS)))
+
+    manifest = file.database
+    assert manifest is not None
+    assert manifest.parts_total >= 2
+    assert (manifest.records_read, manifest.records_loaded, manifest.records_rejected) == (ROWS + 1, ROWS, 1)
+    assert [error.line for error in manifest.first_errors] == [1 + ROWS + ROWS // 10 + 1]
+    assert len(pipeline.users_with_prefix(f"{run}-")) == ROWS
+    staged = f"work/{key}@{file.version}/staged.csv"
+    assert pipeline.quarantine_object(staged) == big_csv(run, ROWS)
+    assert not pipeline.dead_letters("database-loader")
+    assert not pipeline.dead_letters("part-loader")
+
+
+def test_a_big_json_array_is_staged_as_json_lines_then_loaded_in_parts(pipeline: Pipeline) -> None:
+    run = unique("array")
+    key = f"{run}/users.json"
+    body = users_json_array(run, ROWS)
+    file = pipeline.process(key, body)
+
+    manifest = file.database
+    assert manifest is not None
+    assert manifest.parts_total >= 2
+    assert (manifest.records_read, manifest.records_loaded, manifest.records_rejected) == (ROWS + 1, ROWS, 1)
+    # Numbered by its position in the array, as a whole-file load numbers it.
+    assert [error.line for error in manifest.first_errors] == [ROWS + 1]
+    users = pipeline.users_with_prefix(f"{run}-")
+    assert len(users) == ROWS
+    assert users[f"{run}-42"]["age"] == 20 + 42
+    assert not pipeline.dead_letters("database-loader")
+    assert not pipeline.dead_letters("part-loader")
+
+
+def test_a_big_gzip_cut_short_loads_what_came_before_and_is_quarantined(pipeline: Pipeline) -> None:
+    run = unique("cut")
+    rows = 20_000
+    packed = gzip.compress(big_csv(run, rows))
+    key = f"{run}/users.csv.gz"
+    file = pipeline.process(key, packed[: len(packed) // 2], timeout=300)
+
+    manifest = file.database
+    assert manifest is not None
+    assert manifest.status == "quarantined"
+    assert manifest.error is not None
+    assert "truncated gzip" in manifest.error
+    assert manifest.quarantined_file_key is not None
+    # The records before the fault are loaded, exactly once each, and nothing after it.
+    loaded = pipeline.users_with_prefix(f"{run}-")
+    assert 0 < len(loaded) == manifest.records_loaded < rows
+    numbers = sorted(int(user_id.rsplit("-", 1)[1]) for user_id in loaded)
+    assert numbers == list(range(len(loaded)))
+    assert not pipeline.dead_letters("database-loader")
+    assert not pipeline.dead_letters("part-loader")
+
+
+def test_a_part_loader_killed_mid_file_loses_nothing_and_counts_nothing_twice(pipeline: Pipeline) -> None:
+    runtime = pipeline.runtime
+    if runtime is None:
+        pytest.skip("this target runs the functions itself: there is no worker process here to kill")
+    run = unique("killed")
+    rows = 20_000  # about 1.4 MB: six parts or more, each a few seconds of writes on the emulator
+    key, version, dropped = pipeline.drop(f"{run}/users.csv", big_csv(run, rows))
+    part_loader = pipeline.outputs.functions["part-loader"]
+    workers = [worker for worker in runtime.workers if worker.function.name == part_loader]
+    starts_before = sum(worker.starts for worker in workers)
+    results = f"work/{key}@{version}/parts/"
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline:
+        listing = pipeline.clients.s3.list_objects_v2(
+            Bucket=pipeline.outputs.quarantine_bucket, Prefix=results
+        )
+        done = listing.get("KeyCount", 0)
+        if done >= 1:
+            break
+        time.sleep(0.2)
+    assert done >= 1, "no part finished within two minutes"
+    # SIGKILL, as Lambda ends a sandbox on timeout or OOM: no handler runs, the batch in hand is unsettled.
+    killed = [worker.process.pid for worker in workers if worker.process and worker.process.poll() is None]
+    assert killed
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+
+    file = pipeline.wait(key, version, dropped, timeout=420)
+
+    manifest = file.database
+    assert manifest is not None
+    assert manifest.parts_done == manifest.parts_total > done
+    assert (manifest.records_read, manifest.records_loaded, manifest.records_rejected) == (rows + 1, rows, 1)
+    assert len(pipeline.users_with_prefix(f"{run}-")) == rows
+    assert sum(worker.starts for worker in workers) > starts_before  # the runtime started them again
+    assert not pipeline.dead_letters("database-loader")
+    assert not pipeline.dead_letters("part-loader")

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import hashlib
 import importlib
 import io
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -325,29 +326,40 @@ def _expect_no_manifest(manifest: dict[str, Any] | None) -> None:
     assert manifest is None, manifest
 
 
-def part_scenarios(sqs: Any, parts_queue_url: str, big: Drop) -> list[Scenario]:
-    """The part messages the database loader queued for ``big`` (taken off the queue), one scenario each, then
-    the first again (a duplicate delivery: skipped on its result)."""
-    bodies: list[str] = []
-    for _ in range(20):
+def part_scenarios(sqs: Any, parts_queue_url: str, bigs: Sequence[tuple[Drop, int]]) -> list[Scenario]:
+    """The part messages the database loader queued for each big drop (taken off the queue), one scenario
+    each, the last expecting the drop's record count; then the first again (a duplicate delivery: skipped on
+    its result)."""
+    wanted = {drop.key: drop for drop, _ in bigs}
+    bodies: dict[str, list[str]] = {key: [] for key in wanted}
+    for _ in range(30):
         messages = sqs.receive_message(
             QueueUrl=parts_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
         ).get("Messages", [])
         for message in messages:
-            if json.loads(message["Body"]).get("ref", {}).get("key") == big.key:
-                bodies.append(message["Body"])
+            key = json.loads(message["Body"]).get("ref", {}).get("key")
+            if key in bodies:
+                bodies[key].append(message["Body"])
             sqs.delete_message(QueueUrl=parts_queue_url, ReceiptHandle=message["ReceiptHandle"])
-        if bodies and not messages:
+        if all(bodies.values()) and not messages:
             break
-    bodies.sort(key=lambda body: json.loads(body)["part"]["index"])
-    assert len(bodies) >= 2, f"the big file was not planned into parts: {len(bodies)} part message(s)"
-    scenarios = [
-        Scenario(f"part {n}", big, _expect(stage="database"), body=body) for n, body in enumerate(bodies[:-1])
-    ]
-    scenarios.append(
-        Scenario("last part", big, _expect(status="loaded", records_loaded=5_000), body=bodies[-1])
-    )
-    scenarios.append(Scenario("a part delivered twice", big, _expect(status="loaded"), body=bodies[0]))
+    scenarios: list[Scenario] = []
+    for drop, records in bigs:
+        found = sorted(bodies[drop.key], key=lambda body: json.loads(body)["part"]["index"])
+        assert len(found) >= 2, f"{drop.key} was not planned into parts: {len(found)} part message(s)"
+        name = drop.key.rsplit("/", 1)[-1]
+        scenarios += [
+            Scenario(f"{name} part {n}", drop, _expect(stage="database"), body=body)
+            for n, body in enumerate(found[:-1])
+        ]
+        scenarios.append(
+            Scenario(
+                f"{name} last part", drop, _expect(status="loaded", records_loaded=records), body=found[-1]
+            )
+        )
+        scenarios.append(
+            Scenario(f"{name} part delivered twice", drop, _expect(status="loaded"), body=found[0])
+        )
     return scenarios
 
 
@@ -417,6 +429,14 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:  # noqa: PLR0912 - on
         # Bigger than the session stack's part_bytes: planned into parts for the part loader.
         big_ids = [f"{user_prefix}big-{i}" for i in range(5_000)]
         big = put(f"users-{run}-big.csv", _users_csv([_user(u) for u in big_ids]), 9)
+        # A big gzip file (stored, not compressed, so it is big enough): staged as a plain copy in the work
+        # area, then planned into parts of that copy.
+        staged_ids = [f"{user_prefix}staged-{i}" for i in range(4_000)]
+        big_gzip = put(
+            f"users-{run}-big.csv.gz",
+            gzip.compress(_users_csv([_user(u) for u in staged_ids]), compresslevel=0),
+            11,
+        )
         # A newer version of the good file: its keys exist, so they are updated in one transaction per chunk.
         update = put(
             f"users-{run}-good.csv", _users_csv([_user(u, first_name="Updated") for u in good_ids]), 10
@@ -469,6 +489,7 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:  # noqa: PLR0912 - on
                 ),
                 Scenario("re-upload of existing keys", update, _expect(status="loaded", records_loaded=3)),
                 Scenario("big file planned into parts", big, _expect(status="in_progress")),
+                Scenario("big gzip file staged into parts", big_gzip, _expect(status="in_progress")),
                 # Less time left than the budget's margin: the message is handed back, untried.
                 Scenario("out of time", other, _expect_no_manifest, timeout_seconds=1),
             ],
@@ -493,7 +514,9 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:  # noqa: PLR0912 - on
             recorder = CallRecorder()
             with handler_as_deployed(deployed_stack, config, recorder) as module:
                 if function_key == "part-loader":
-                    scenarios[function_key] = part_scenarios(sqs, queue["url"], big)
+                    scenarios[function_key] = part_scenarios(
+                        sqs, queue["url"], [(big, len(big_ids)), (big_gzip, len(staged_ids))]
+                    )
                 for scenario in scenarios[function_key]:
                     body = scenario.body or json.dumps(scenario.drop.s3_event(landing, region))
                     message: Any = _sqs_message(body, scenario.drop.event_time)

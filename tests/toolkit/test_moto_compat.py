@@ -1,4 +1,5 @@
-"""Bucket policies with conditions, on the emulator, after :func:`pipeline_toolkit.moto_compat.apply`."""
+"""Bucket policies with conditions and redrive policies, on the emulator (its process applies
+:func:`pipeline_toolkit.moto_compat.apply` when it starts)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ def bucket_with_policy(clients: Clients, statement: dict[str, object]) -> str:
 
 
 def test_deny_insecure_transport_does_not_deny_everything(clients: Clients) -> None:
-    moto_compat.apply()
     bucket = bucket_with_policy(
         clients,
         {
@@ -40,7 +40,6 @@ def test_deny_insecure_transport_does_not_deny_everything(clients: Clients) -> N
 
 
 def test_an_unconditional_deny_still_denies(clients: Clients) -> None:
-    moto_compat.apply()
     bucket = bucket_with_policy(clients, {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject"})
 
     with pytest.raises(ClientError):
@@ -61,7 +60,6 @@ def test_statements_with_conditions_are_dropped_and_the_rest_kept() -> None:
 
 
 def test_a_redrive_policy_comes_back_as_compact_json_like_aws(clients: Clients) -> None:
-    moto_compat.apply()
     dlq = clients.sqs.create_queue(QueueName=f"compat-{uuid.uuid4().hex[:8]}-dlq")["QueueUrl"]
     dlq_arn = clients.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"

@@ -17,8 +17,9 @@ from pipeline.datasets import DATASETS, Dataset, route
 from pipeline.events import object_refs
 from pipeline.loader import load_file
 from pipeline.manifests import final_manifest, write_manifest
-from pipeline.parts import plan_file, splittable
+from pipeline.parts import layout, plan_file
 from pipeline.sources import pin_version
+from pipeline.staging import stage
 from pipeline.tables import log_manifest, table_writer
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME, set by Terraform to the function key
@@ -47,7 +48,12 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
                 # A replay or duplicate delivery of a version already loaded: nothing to write.
                 logger.info("already loaded", extra={"dataset": dataset.name})
                 continue
-            if settings.parts_queue_url and splittable(s3, ref, dataset, settings.part_bytes):
+            how = layout(s3, ref, dataset, settings.part_bytes) if settings.parts_queue_url else "whole"
+            if how != "whole":
+                assert settings.parts_queue_url is not None
+                staged = None
+                if how == "stage":
+                    staged = stage(s3, ref, dataset, bucket=settings.quarantine_bucket, budget=budget)
                 manifest = plan_file(
                     s3,
                     sqs,
@@ -56,6 +62,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
                     parts_queue_url=settings.parts_queue_url,
                     part_bytes=settings.part_bytes,
                     quarantine_bucket=settings.quarantine_bucket,
+                    staged=staged,
                 )
                 log_manifest(logger, manifest)
                 continue

@@ -18,6 +18,7 @@ from pipeline.events import EventError
 from pipeline.manifests import write_manifest
 from pipeline.parts import MESSAGE_KIND, finish, load_part, ref_from_dict
 from pipeline.splits import Part
+from pipeline.staging import StagedCopy
 from pipeline.tables import log_manifest, table_writer
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME, set by Terraform to the function key
@@ -39,6 +40,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
     dataset = DATASETS_BY_NAME[message["dataset"]]
     ref = ref_from_dict(message["ref"])
     part = Part.from_dict(message["part"])
+    staged = StagedCopy.from_dict(message["staged"]) if message.get("staged") else None
     with logger.append_context_keys(source_key=ref.key, source_version=ref.version_label, part=part.index):
         load_part(
             s3,
@@ -49,6 +51,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
             quarantine_bucket=settings.quarantine_bucket,
             batch_size=settings.batch_size,
             budget=budget,
+            staged=staged,
         )
         manifest = finish(s3, ref, dataset, part, quarantine_bucket=settings.quarantine_bucket)
         # Only the final manifest is written here (the planner wrote "in progress" before queueing the

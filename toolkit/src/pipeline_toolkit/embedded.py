@@ -5,7 +5,7 @@
     with embedded_stack(Path(".local")) as stack:
         stack.clients.s3.upload_file("users.csv", stack.outputs.landing_bucket, "users.csv")
 
-Everything it starts (the moto server thread, the worker processes) is stopped when the block ends, and the
+Everything it starts (the emulator's process, the worker processes) is stopped when the block ends, and the
 Terraform state of the throw-away stack lives in the given state directory (``.local/`` is ignored by git).
 """
 
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_toolkit import emulator as emulator_module
-from pipeline_toolkit import moto_compat
 from pipeline_toolkit.clients import Clients
 from pipeline_toolkit.outputs import Session, StackOutputs
 from pipeline_toolkit.runtime import LocalRuntime
@@ -100,7 +99,6 @@ def embedded_stack(
     timings: dict[str, float] = {}
 
     started = time.monotonic()
-    moto_compat.apply()
     emulator = emulator_module.start()
     timings["emulator"] = time.monotonic() - started
     say(f"emulator listening on {emulator.endpoint_url}")

@@ -1,68 +1,126 @@
 """Start and stop the embedded AWS emulator (moto's server) on 127.0.0.1, on a free port.
 
+The server runs in a child process of its own (``python -m pipeline_toolkit.emulator``), for three reasons:
+
+- stopping it is bounded: SIGTERM, then SIGKILL after a few seconds, whatever its request threads are doing
+  (in-process, werkzeug's shutdown waited minutes on open connections after heavy use);
+- its state is its own: ``moto.mock_aws`` in the caller's process resets moto's global state when it ends,
+  and would otherwise wipe the emulator's buckets and queues from under whatever else runs there;
+- it does not share the caller's GIL with the local function runtime's poller.
+
 Everything that talks to it (boto3, the Terraform AWS provider, worker processes) is pointed at it only
 through the standard ``AWS_ENDPOINT_URL`` environment variable, so no code carries endpoint plumbing.
+This module imports moto only in the child: the caller needs it installed, not loaded.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
-import threading
+import selectors
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-# moto is a dev dependency: this module belongs to the embedded target and is never in a Lambda image.
-from moto.server import ThreadedMotoServer
-
-from pipeline_toolkit import moto_compat
 from pipeline_toolkit.clients import DEFAULT_REGION, emulator_environment
 
-STOP_TIMEOUT_SECONDS = 5.0
+# SIGTERM ends the server at once (no handler); the wait only matters if the process is wedged.
+STOP_TIMEOUT_SECONDS = 2.0
+READY_TIMEOUT_SECONDS = 60.0
+
+logger = logging.getLogger("pipeline_toolkit.emulator")
+
+
+class EmulatorError(RuntimeError):
+    """The emulator's process did not start serving."""
 
 
 @dataclass
 class Emulator:
-    """A running moto server and the environment that points AWS clients at it."""
+    """A running moto server (in its own process) and the environment that points AWS clients at it."""
 
     endpoint_url: str
     region: str = DEFAULT_REGION
-    _server: object | None = field(default=None, repr=False)
+    _process: subprocess.Popen[str] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     def environment(self) -> dict[str, str]:
         """Environment variables that aim boto3 and Terraform's AWS provider at this emulator."""
         return emulator_environment(self.endpoint_url, self.region)
 
     def stop(self, timeout_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Stop serving, waiting at most ``timeout_seconds``.
+        """Stop serving: SIGTERM, and SIGKILL if the process has not ended within ``timeout_seconds``.
 
-        The server runs in a daemon thread: if its shutdown does not finish in time (a request thread stuck
-        on a client's open connection, say), it is left to end with the process rather than hold up Ctrl-C.
+        Its state is thrown away either way, so nothing is lost by not waiting for a graceful shutdown.
         """
-        server = self._server
-        if server is None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
             return
-        self._server = None
-        stopper = threading.Thread(target=server.stop, name="emulator-stop", daemon=True)  # type: ignore[attr-defined]
-        stopper.start()
-        stopper.join(timeout_seconds)
-        if stopper.is_alive():
-            logging.getLogger("pipeline_toolkit.emulator").warning(
-                "the emulator did not stop within %.0f s; leaving it to end with this process",
-                timeout_seconds,
+        process.terminate()
+        try:
+            process.wait(timeout_seconds)
+        except subprocess.TimeoutExpired:
+            logger.warning(
+                "the emulator (pid %d) did not stop within %.0f s: killed", process.pid, timeout_seconds
             )
+            process.kill()
+            process.wait()
+        finally:
+            if process.stdin is not None:
+                process.stdin.close()
+            if process.stdout is not None:
+                process.stdout.close()
 
 
-def start(region: str = DEFAULT_REGION, port: int = 0) -> Emulator:
-    """Start moto's threaded server on 127.0.0.1 (port 0 picks a free port), patched to answer like AWS."""
+def start(
+    region: str = DEFAULT_REGION, port: int = 0, ready_timeout_seconds: float = READY_TIMEOUT_SECONDS
+) -> Emulator:
+    """Start moto's server on 127.0.0.1 in a child process (port 0 picks a free port), patched to answer
+    like AWS (:mod:`pipeline_toolkit.moto_compat`); returns once it serves."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_toolkit.emulator", "--port", str(port)],
+        stdin=subprocess.PIPE,  # the child exits when this closes: it never outlives its parent
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        ready = selector.select(ready_timeout_seconds)
+    line = process.stdout.readline().strip() if ready else ""
+    if not line.startswith("http://"):
+        emulator = Emulator(endpoint_url="", region=region, _process=process)
+        emulator.stop(timeout_seconds=1)
+        raise EmulatorError(
+            f"the emulator did not start within {ready_timeout_seconds:.0f} s"
+            + (f" (it printed {line!r})" if line else " (see its output above)")
+        )
+    return Emulator(endpoint_url=line, region=region, _process=process)
+
+
+def _serve(port: int) -> None:
+    """The child process: serve until stdin closes (the parent stopped or died) or SIGTERM."""
+    # moto is loaded only in the emulator's own process: its callers (the CLI against AWS) never import it.
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    from pipeline_toolkit import moto_compat  # noqa: PLC0415 - imports moto
+
     moto_compat.apply()
     # werkzeug logs every request at INFO; keep the emulator quiet unless something breaks.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound_port = server.get_host_and_port()
-    return Emulator(endpoint_url=f"http://{host}:{bound_port}", region=region, _server=server)
+    print(f"http://{host}:{bound_port}", flush=True)
+    sys.stdin.read()
+    # Nothing to save: exit at once rather than wait for request threads on open connections.
+    os._exit(0)
 
 
 @contextmanager
@@ -93,3 +151,13 @@ def running(region: str = DEFAULT_REGION) -> Iterator[Emulator]:
             yield emulator
     finally:
         emulator.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="the embedded AWS emulator (moto's server) on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
+    _serve(parser.parse_args(argv).port)
+
+
+if __name__ == "__main__":
+    main()
