@@ -94,27 +94,14 @@ class Rss:
         return max((self.peak[p] - self.base[p] for p in self.peak), default=0) / 2**20
 
 
-def count_writes(_stack: Any) -> dict[str, int]:
-    """DynamoDB write requests the emulator has answered so far, by operation."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    counts = getattr(DynamoHandler, "_bench_counts", None)
-    return dict(counts) if counts else {}
+DYNAMODB = "DynamoDB_20120810."
+WRITE_OPERATIONS = ("BatchWriteItem", "PutItem", "TransactWriteItems", "UpdateItem")
 
 
-def install_counter() -> None:
-    from moto.dynamodb.responses import DynamoHandler
-
-    counts: dict[str, int] = {}
-    DynamoHandler._bench_counts = counts  # type: ignore[attr-defined]
-    for name in ("batch_write_item", "put_item", "transact_write_items", "batch_get_item"):
-        original = getattr(DynamoHandler, name)
-
-        def counted(self: Any, _original: Any = original, _name: str = name) -> Any:
-            counts[_name] = counts.get(_name, 0) + 1
-            return _original(self)
-
-        setattr(DynamoHandler, name, counted)
+def count_writes(stack: Any) -> dict[str, int]:
+    """DynamoDB requests the emulator has answered so far, by operation (``BatchWriteItem``, ...)."""
+    counts: dict[str, int] = stack.emulator.request_counts()
+    return {target.removeprefix(DYNAMODB): n for target, n in counts.items() if target.startswith(DYNAMODB)}
 
 
 def main() -> int:  # noqa: PLR0915 - one scripted run, step by step
@@ -122,7 +109,6 @@ def main() -> int:  # noqa: PLR0915 - one scripted run, step by step
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=2_000, help="rows for the source article's loader")
     args = parser.parse_args()
-    install_counter()
     work = Path(tempfile.mkdtemp(prefix="bench-big-"))
     results: list[tuple[str, str, str]] = []
     options = {"concurrency": WORKERS_PER_QUEUE}
@@ -177,8 +163,8 @@ def main() -> int:  # noqa: PLR0915 - one scripted run, step by step
             return elapsed, manifest, version, {k: after.get(k, 0) - before.get(k, 0) for k in after}
 
         def requests_per_record(calls: dict[str, int]) -> str:
-            writes = sum(v for k, v in calls.items() if k != "batch_get_item")
-            reads = calls.get("batch_get_item", 0)
+            writes = sum(calls.get(k, 0) for k in WRITE_OPERATIONS)
+            reads = sum(v for k, v in calls.items() if k not in WRITE_OPERATIONS)
             return f"{writes / args.rows:.3f} writes + {reads / args.rows:.3f} reads per record"
 
         # 3. First load.
@@ -231,7 +217,7 @@ def main() -> int:  # noqa: PLR0915 - one scripted run, step by step
             time.sleep(0.2)
         replay_s = time.monotonic() - started
         after = count_writes(stack)
-        writes = sum(after.get(k, 0) - before.get(k, 0) for k in after if k != "batch_get_item")
+        writes = sum(after.get(k, 0) - before.get(k, 0) for k in WRITE_OPERATIONS)
         replay = args.rows / replay_s
         results.append(
             (

@@ -16,20 +16,26 @@ This module imports moto only in the child: the caller needs it installed, not l
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import selectors
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline_toolkit.clients import DEFAULT_REGION, emulator_environment
 
 # SIGTERM ends the server at once (no handler); the wait only matters if the process is wedged.
 STOP_TIMEOUT_SECONDS = 2.0
 READY_TIMEOUT_SECONDS = 60.0
+REQUEST_COUNTS_PATH = "/_pipeline/request-counts"
 
 logger = logging.getLogger("pipeline_toolkit.emulator")
 
@@ -53,6 +59,13 @@ class Emulator:
     def environment(self) -> dict[str, str]:
         """Environment variables that aim boto3 and Terraform's AWS provider at this emulator."""
         return emulator_environment(self.endpoint_url, self.region)
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests answered so far by ``X-Amz-Target`` (e.g. ``DynamoDB_20120810.BatchWriteItem``)."""
+        url = self.endpoint_url + REQUEST_COUNTS_PATH  # always http://127.0.0.1:<port>, set by start()
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+            counts: dict[str, int] = json.loads(response.read())
+        return counts
 
     def stop(self, timeout_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
         """Stop serving: SIGTERM, and SIGKILL if the process has not ended within ``timeout_seconds``.
@@ -78,13 +91,18 @@ class Emulator:
                 process.stdout.close()
 
 
+def server_command() -> list[str]:
+    """The command that runs the emulator's process (this module, with this interpreter)."""
+    return [sys.executable, "-m", "pipeline_toolkit.emulator"]
+
+
 def start(
     region: str = DEFAULT_REGION, port: int = 0, ready_timeout_seconds: float = READY_TIMEOUT_SECONDS
 ) -> Emulator:
     """Start moto's server on 127.0.0.1 in a child process (port 0 picks a free port), patched to answer
     like AWS (:mod:`pipeline_toolkit.moto_compat`); returns once it serves."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline_toolkit.emulator", "--port", str(port)],
+        [*server_command(), "--port", str(port)],
         stdin=subprocess.PIPE,  # the child exits when this closes: it never outlives its parent
         stdout=subprocess.PIPE,
         text=True,
@@ -104,20 +122,51 @@ def start(
     return Emulator(endpoint_url=line, region=region, _process=process)
 
 
+class _RequestCounter:
+    """WSGI middleware: counts requests by ``X-Amz-Target`` (the JSON protocols: DynamoDB, SQS, ...), served
+    as JSON at :data:`REQUEST_COUNTS_PATH` (a path no AWS API uses), for benchmarks."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == REQUEST_COUNTS_PATH:
+            with self._lock:
+                body = json.dumps(dict(self._counts)).encode()
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target:
+            with self._lock:
+                self._counts[target] += 1
+        return self._app(environ, start_response)
+
+
 def _serve(port: int) -> None:
     """The child process: serve until stdin closes (the parent stopped or died) or SIGTERM."""
     # moto is loaded only in the emulator's own process: its callers (the CLI against AWS) never import it.
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server  # noqa: PLC0415
 
     from pipeline_toolkit import moto_compat  # noqa: PLC0415 - imports moto
 
     moto_compat.apply()
     # werkzeug logs every request at INFO; keep the emulator quiet unless something breaks.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    host, bound_port = server.get_host_and_port()
-    print(f"http://{host}:{bound_port}", flush=True)
+    # What moto's ThreadedMotoServer does, with the request counter in front.
+    app = _RequestCounter(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="emulator", daemon=True).start()
+    host, bound_port = server.server_address[:2]
+    print(f"http://{host!s}:{bound_port}", flush=True)
     sys.stdin.read()
     # Nothing to save: exit at once rather than wait for request threads on open connections.
     os._exit(0)
