@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline.budget import Budget
+from pipeline.budget import Budget, OutOfTime
 from pipeline.database import TableWriter, WriteResult
 from pipeline.datasets import Dataset
-from pipeline.manifests import Manifest, Status, describe
+from pipeline.manifests import Manifest, RecordError, Status, describe
 from pipeline.objects import ObjectRef
 from pipeline.quarantine import RejectsWriter, quarantine_file
 from pipeline.readers import Format, UnreadableFileError, detect_format
@@ -17,6 +18,34 @@ from pipeline.validation import iter_validated_batches
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a load had done when it stopped: every record counted here is written or set aside for good."""
+
+    records_read: int = 0
+    records_loaded: int = 0
+    records_superseded: int = 0
+    records_rejected: int = 0
+    first_errors: list[RecordError] = field(default_factory=list)
+
+    def __add__(self, other: Progress) -> Progress:
+        return Progress(
+            records_read=self.records_read + other.records_read,
+            records_loaded=self.records_loaded + other.records_loaded,
+            records_superseded=self.records_superseded + other.records_superseded,
+            records_rejected=self.records_rejected + other.records_rejected,
+            first_errors=[*self.first_errors, *other.first_errors],
+        )
+
+
+class Interrupted(OutOfTime):
+    """Out of time between two batches, with what was done before: the caller may resume after it."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(f"out of time after {progress.records_read} records")
+        self.progress = progress
 
 
 def load_file(
@@ -55,10 +84,13 @@ def load_stream(
     line_offset: int = 0,
     rejects_at: str | None = None,
     fmt: Format | None = None,
+    skip_records: int = 0,
 ) -> Manifest:
     """Load the records of ``body`` (a whole file, or one part of it numbered from ``line_offset``).
 
     ``fmt`` is the format of ``body`` when it is not the file's own (a staged copy: plain text).
+    ``skip_records`` records are passed over: a resumed load. Running out of time between two batches raises
+    :class:`Interrupted` with the counts so far, once the rejects so far are uploaded.
     """
     if dataset.schema is None:
         raise ValueError(f"dataset {dataset.name!r} has no schema: nothing to load into a table")
@@ -79,6 +111,7 @@ def load_stream(
             delimiter=dataset.delimiter,
             batch_size=batch_size,
             line_offset=line_offset,
+            skip_records=skip_records,
         ):
             if budget is not None:
                 # Stop between batches, never mid-write (the writes so far are idempotent), and only start a
@@ -95,6 +128,17 @@ def load_stream(
         # The file as a whole cannot be read: keep a copy for replay; records before the fault stay loaded.
         error = str(exc)
         quarantined = quarantine_file(s3, ref, quarantine_bucket)
+    except OutOfTime as exc:
+        # Every batch before this one is written: keep its rejects, say how far the load got.
+        rejects.upload(s3, quarantine_bucket)
+        progress = Progress(
+            records_read=read,
+            records_loaded=written.written,
+            records_superseded=written.superseded,
+            records_rejected=rejects.count,
+            first_errors=rejects.first_errors,
+        )
+        raise Interrupted(progress) from exc
     except BaseException:
         rejects.discard()
         raise

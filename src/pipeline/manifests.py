@@ -104,8 +104,10 @@ def work_prefix(ref: ObjectRef) -> str:
     return f"{WORK_PREFIX}{_suffix(ref)}/"
 
 
-def part_rejects_key(ref: ObjectRef, index: int) -> str:
-    return f"{REJECTS_PREFIX}{_suffix(ref)}/part-{index:05d}.jsonl"
+def part_rejects_key(ref: ObjectRef, index: int, attempt: int = 0) -> str:
+    """The rejects of one part; a part resumed after running out of time writes one object per attempt."""
+    retry = f"-{attempt}" if attempt else ""
+    return f"{REJECTS_PREFIX}{_suffix(ref)}/part-{index:05d}{retry}.jsonl"
 
 
 def final_manifest(s3: S3Client, bucket: str, stage: Stage, ref: ObjectRef) -> Manifest | None:

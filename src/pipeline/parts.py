@@ -26,8 +26,9 @@ from botocore.exceptions import ClientError
 from pipeline.budget import Budget
 from pipeline.database import TableWriter
 from pipeline.datasets import Dataset
-from pipeline.loader import load_stream
+from pipeline.loader import Interrupted, Progress, load_stream
 from pipeline.manifests import (
+    MAX_ERRORS_IN_MANIFEST,
     Manifest,
     RecordError,
     describe,
@@ -176,6 +177,49 @@ def result_key(ref: ObjectRef, index: int) -> str:
     return f"{work_prefix(ref)}parts/{index:05d}.json"
 
 
+def checkpoint_key(ref: ObjectRef, index: int) -> str:
+    # Beside, not under, parts/: finish() counts the results listed there.
+    return f"{work_prefix(ref)}progress/{index:05d}.json"
+
+
+def _checkpoint(s3: S3Client, bucket: str, ref: ObjectRef, index: int) -> tuple[Progress, int]:
+    """How far earlier attempts at a part got (their records are written), and how many there were."""
+    try:
+        raw = json.loads(s3.get_object(Bucket=bucket, Key=checkpoint_key(ref, index))["Body"].read())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {
+            "404",
+            "NoSuchKey",
+            "NotFound",
+            "403",
+            "AccessDenied",
+        }:
+            return Progress(), 0
+        raise
+    errors = [RecordError(**error) for error in raw.pop("first_errors")]
+    attempts = int(raw.pop("attempts"))
+    return Progress(**raw, first_errors=errors), attempts
+
+
+def _save_checkpoint(
+    s3: S3Client, bucket: str, ref: ObjectRef, index: int, progress: Progress, *, attempts: int
+) -> None:
+    document = {
+        "records_read": progress.records_read,
+        "records_loaded": progress.records_loaded,
+        "records_superseded": progress.records_superseded,
+        "records_rejected": progress.records_rejected,
+        "first_errors": [error.model_dump() for error in progress.first_errors[:MAX_ERRORS_IN_MANIFEST]],
+        "attempts": attempts,
+    }
+    s3.put_object(
+        Bucket=bucket,
+        Key=checkpoint_key(ref, index),
+        Body=json.dumps(document).encode(),
+        ContentType="application/json",
+    )
+
+
 def _exists(s3: S3Client, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
@@ -214,30 +258,46 @@ def load_part(
     else:
         body = _Empty()
     stream = PartStream(part, body)
-    outcome = load_stream(
-        s3,
-        writer,
-        ref,
-        dataset,
-        stream,
-        line_offset=stream.line_offset,
-        rejects_at=part_rejects_key(ref, part.index),
-        quarantine_bucket=quarantine_bucket,
-        batch_size=batch_size,
-        budget=budget,
-        fmt=staged.format if staged is not None else None,
+    done, attempt = _checkpoint(s3, quarantine_bucket, ref, part.index)
+    try:
+        outcome = load_stream(
+            s3,
+            writer,
+            ref,
+            dataset,
+            stream,
+            line_offset=stream.line_offset,
+            rejects_at=part_rejects_key(ref, part.index, attempt),
+            quarantine_bucket=quarantine_bucket,
+            batch_size=batch_size,
+            budget=budget,
+            fmt=staged.format if staged is not None else None,
+            skip_records=done.records_read,
+        )
+    except Interrupted as stopped:
+        # The next delivery resumes after the records done so far instead of starting the part again.
+        _save_checkpoint(
+            s3, quarantine_bucket, ref, part.index, done + stopped.progress, attempts=attempt + 1
+        )
+        raise
+    total = done + Progress(
+        records_read=outcome.records_read,
+        records_loaded=outcome.records_loaded,
+        records_superseded=outcome.records_superseded,
+        records_rejected=outcome.records_rejected,
+        first_errors=outcome.first_errors,
     )
     error, quarantined = outcome.error, outcome.quarantined_file_key
     if staged is not None and staged.error and part.index == part.count - 1 and error is None:
         error, quarantined = staged.error, quarantine_file(s3, ref, quarantine_bucket)
     result = PartResult(
         index=part.index,
-        records_read=outcome.records_read,
-        records_loaded=outcome.records_loaded,
-        records_rejected=outcome.records_rejected,
-        records_superseded=outcome.records_superseded,
+        records_read=total.records_read,
+        records_loaded=total.records_loaded,
+        records_rejected=total.records_rejected,
+        records_superseded=total.records_superseded,
         rejects_key=outcome.rejects_key,
-        first_errors=[record.model_dump() for record in outcome.first_errors],
+        first_errors=[record.model_dump() for record in total.first_errors[:MAX_ERRORS_IN_MANIFEST]],
         error=error,
         quarantined_file_key=quarantined,
     )

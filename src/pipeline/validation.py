@@ -78,8 +78,11 @@ def iter_validated_batches(
     delimiter: str = ",",
     batch_size: int = 1000,
     line_offset: int = 0,
+    skip_records: int = 0,
 ) -> Iterator[ValidatedBatch]:
     """Read, validate and serialise ``stream`` in batches of ``batch_size`` records (not lines).
+
+    ``skip_records`` records are read (and numbered) but not validated: a load that resumes after them.
 
     Yields nothing for a file without records. Each item holds the schema's fields that have a value
     (None and "" are left out: DynamoDB refuses empty strings in key attributes) plus the lineage
@@ -93,6 +96,8 @@ def iter_validated_batches(
     rows = iter_rows(
         stream, fmt, gzipped=gzipped, delimiter=delimiter, on_header=on_header, line_offset=line_offset
     )
+    if skip_records:
+        rows = islice(rows, skip_records, None)
     prepare = _PREPARE[fmt]
     # Built once per file and shared by its items (one dict per attribute, not per item, saves the
     # allocator and the garbage collector a lot of work): treat items as read-only.

@@ -139,6 +139,11 @@ def test_each_queue_has_its_dead_letter_queue_and_accepts_only_the_topic(
     assert dlq_attributes["QueueArn"] == queue["dlq_arn"]
     assert int(dlq_attributes["MessageRetentionPeriod"]) > int(attributes["MessageRetentionPeriod"])
     assert "RedrivePolicy" not in dlq_attributes
+    # Only its own queue may dead-letter into it (and redrive from it).
+    assert json.loads(dlq_attributes["RedriveAllowPolicy"]) == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [queue["arn"]],
+    }
 
     allows = [s for s in _statements(attributes["Policy"]) if s["Effect"] == "Allow"]
     if function_key not in SUBSCRIBED:

@@ -74,3 +74,17 @@ def test_a_redrive_policy_comes_back_as_compact_json_like_aws(clients: Clients) 
     ]
 
     assert attributes["RedrivePolicy"] == json.dumps(policy, separators=(",", ":"))
+
+
+def test_a_redrive_allow_policy_comes_back_as_it_was_set(clients: Clients) -> None:
+    policy = json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sqs:us-east-1:1:x"]})
+    dlq = clients.sqs.create_queue(
+        QueueName=f"compat-{uuid.uuid4().hex[:8]}-dlq", Attributes={"RedriveAllowPolicy": policy}
+    )["QueueUrl"]
+    plain = clients.sqs.create_queue(QueueName=f"compat-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+
+    named = clients.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["RedriveAllowPolicy"])
+    everything = clients.sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=["All"])
+
+    assert named["Attributes"]["RedriveAllowPolicy"] == policy
+    assert "RedriveAllowPolicy" not in everything["Attributes"]

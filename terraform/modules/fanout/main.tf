@@ -135,6 +135,12 @@ resource "aws_sqs_queue" "dead_letter" {
   kms_master_key_id         = var.kms_key_arn
   policy                    = data.aws_iam_policy_document.dead_letter_queue[each.key].json
 
+  # Only its own queue may use it as a dead-letter queue (the ARN is built from the name: no cycle).
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [each.value.arn]
+  })
+
   tags = var.tags
 }
 

@@ -24,7 +24,9 @@ first, and the writes are applied only if none failed.
 
 **Redrive policies.** moto returns a queue's ``RedrivePolicy`` attribute as ``json.dumps(...)`` with spaces;
 AWS returns compact JSON. The Terraform AWS provider compares the string as is, so without this every plan
-after an apply would "update" both queues.
+after an apply would "update" both queues. moto also stores a ``RedriveAllowPolicy`` but never returns it
+(nor accepts its name in GetQueueAttributes), so the provider would see it vanish after every apply; this
+patch returns it as it was set.
 """
 
 from __future__ import annotations
@@ -93,7 +95,15 @@ def _compact_redrive_policy() -> None:
         result: dict[str, Any] = original.fget(self)  # type: ignore[attr-defined]
         if result.get("RedrivePolicy") and self.redrive_policy:
             result["RedrivePolicy"] = json.dumps(self.redrive_policy, separators=(",", ":"))
+        if result.get("RedriveAllowPolicy") is None:
+            result.pop("RedriveAllowPolicy", None)
         return result
+
+    # _set_attributes stores every attribute it is given (as redrive_allow_policy); a class default lets
+    # the listed name be read on queues that have none.
+    Queue.redrive_allow_policy = None  # type: ignore[attr-defined]
+    if "RedriveAllowPolicy" not in Queue.BASE_ATTRIBUTES:
+        Queue.BASE_ATTRIBUTES.append("RedriveAllowPolicy")
 
     setattr(Queue, "attributes", property(attributes))  # noqa: B010 - patching a property of moto's class
     setattr(Queue, _REDRIVE_PATCHED_ATTRIBUTE, True)

@@ -1,0 +1,112 @@
+"""A part that runs out of time resumes after the records it had done; its counts and rejects stay exact."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pipeline.budget import Budget, OutOfTime
+from pipeline.database import TableWriter
+from pipeline.datasets import route
+from pipeline.objects import ObjectRef
+from pipeline.parts import checkpoint_key, finish, load_part, result_key
+from pipeline.splits import plan_parts
+
+LANDING, WORK, TABLE = "landing", "quarantine", "users"
+ROWS = 2_000
+BAD_EVERY = 97  # an invalid email every 97th record: rejects on both sides of the interruption
+
+
+@pytest.fixture
+def aws() -> Iterator[tuple[Any, Any]]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in (LANDING, WORK):
+            s3.create_bucket(Bucket=bucket)
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield s3, ddb
+
+
+class Checks:
+    """A Lambda context with plenty of time for ``checks`` budget checks, then none."""
+
+    def __init__(self, checks: int) -> None:
+        self.left = checks
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.left -= 1
+        return 600_000 if self.left >= 0 else 0
+
+
+def users_csv() -> bytes:
+    lines = ["user_id,email,age"]
+    for n in range(ROWS):
+        email = "not-an-email" if n % BAD_EVERY == 0 else f"u{n}@example.com"
+        lines.append(f'u{n},{email},"{20 + n % 60}"')
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_part_out_of_time_resumes_after_what_it_had_done(aws: tuple[Any, Any]) -> None:
+    s3, ddb = aws
+    body = users_csv()
+    s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
+    ref = ObjectRef(
+        bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
+    )
+    dataset = route(ref.key)
+    [part] = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) + 1)
+    writer = TableWriter(ddb, TABLE, "user_id")
+    items_written: list[int] = []
+
+    def count(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "BatchWriteItem":
+            items_written.append(sum(len(requests) for requests in params["RequestItems"].values()))
+        elif model.name in {"TransactWriteItems", "PutItem"}:
+            items_written.append(len(params.get("TransactItems", [])) or 1)
+
+    ddb.meta.events.register("before-parameter-build.dynamodb", count)
+
+    # Three batches of 250 fit, then time is up before the fourth.
+    with pytest.raises(OutOfTime):
+        load_part(
+            s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250, budget=Budget(Checks(3))
+        )
+    checkpoint = json.loads(s3.get_object(Bucket=WORK, Key=checkpoint_key(ref, 0))["Body"].read())
+    assert (checkpoint["records_read"], checkpoint["attempts"]) == (750, 1)
+    first_attempt = sum(items_written)
+    assert first_attempt == 750 - len(range(0, 750, BAD_EVERY))
+
+    assert load_part(s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250)
+
+    # The second attempt wrote only the records after the checkpoint: each valid record written once.
+    rejected = len(range(0, ROWS, BAD_EVERY))
+    assert sum(items_written) == ROWS - rejected
+    result = json.loads(s3.get_object(Bucket=WORK, Key=result_key(ref, 0))["Body"].read())
+    assert (result["records_read"], result["records_loaded"], result["records_rejected"]) == (
+        ROWS,
+        ROWS - rejected,
+        rejected,
+    )
+    manifest = finish(s3, ref, dataset, part, quarantine_bucket=WORK)
+    assert manifest.status == "partial"
+    assert manifest.records_loaded == ROWS - rejected
+    # Rejects from both attempts, each once, with the file's own line numbers (header = line 1).
+    rejects: list[dict[str, Any]] = []
+    for key in sorted(o["Key"] for o in s3.list_objects_v2(Bucket=WORK, Prefix="rejects/")["Contents"]):
+        rejects += [
+            json.loads(line) for line in s3.get_object(Bucket=WORK, Key=key)["Body"].read().splitlines()
+        ]
+    assert sorted(r["line"] for r in rejects) == [n + 2 for n in range(0, ROWS, BAD_EVERY)]
+    assert ddb.scan(TableName=TABLE, Select="COUNT")["Count"] == ROWS - rejected
