@@ -255,9 +255,9 @@ variable "force_destroy" {
 }
 
 variable "part_bytes" {
-  description = "Files bigger than this (bytes; uncompressed CSV and JSON Lines) are split into parts on record boundaries and loaded in parallel by the part loader. Size a part so that it loads in well under the part loader's timeout: about 64 MiB at 60 s against a table with on-demand capacity."
+  description = "Files bigger than this (bytes) are split into parts on record boundaries and loaded in parallel by the part loader (gzip files and JSON arrays are staged as plain copies first). Size a part to load in a fraction of the part loader's timeout: 16 MiB is about 250,000 short records, under a minute at 5,000 writes/s, against a 300 s timeout (benchmarks/README.md)."
   type        = number
-  default     = 67108864
+  default     = 16777216
 
   validation {
     condition     = var.part_bytes >= 65536 && var.part_bytes <= 5368709120 && floor(var.part_bytes) == var.part_bytes

@@ -74,7 +74,7 @@ class DatabaseSettings:
     strict_ordering: bool = False
     # Files bigger than part_bytes go to the part loader through this queue (unset: every file loads whole).
     parts_queue_url: str | None = None
-    part_bytes: int = 64 << 20
+    part_bytes: int = 16 << 20
 
     @classmethod
     def from_env(
@@ -95,5 +95,5 @@ class DatabaseSettings:
             write_threads=_positive_int(env, "PIPELINE_WRITE_THREADS", 4, 32),
             strict_ordering=_flag(env, "PIPELINE_STRICT_ORDERING"),
             parts_queue_url=env.get("PIPELINE_PARTS_QUEUE_URL", "").strip() or None,
-            part_bytes=_positive_int(env, "PIPELINE_PART_BYTES", 64 << 20, 5 << 30),
+            part_bytes=_positive_int(env, "PIPELINE_PART_BYTES", 16 << 20, 5 << 30),
         )

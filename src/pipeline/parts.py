@@ -288,8 +288,11 @@ def load_part(
         first_errors=outcome.first_errors,
     )
     error, quarantined = outcome.error, outcome.quarantined_file_key
-    if staged is not None and staged.error and part.index == part.count - 1 and error is None:
-        error, quarantined = staged.error, quarantine_file(s3, ref, quarantine_bucket)
+    if staged is not None and staged.error and part.index == part.count - 1:
+        # The source's own fault comes first: the copy ends at it, perhaps inside a record (a quoted CSV
+        # field), which the last part then reports as its own error.
+        error = staged.error
+        quarantined = quarantined or quarantine_file(s3, ref, quarantine_bucket)
     result = PartResult(
         index=part.index,
         records_read=total.records_read,

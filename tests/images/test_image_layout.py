@@ -273,7 +273,7 @@ def function_environment(
 
 #: Values of the ``setting.<name>`` references, as Terraform passes them (``tostring(var.<name>)``): the
 #: defaults of terraform/variables.tf. A scenario may change one, as a deployment would.
-SETTINGS = {"part_bytes": str(64 << 20)}
+SETTINGS = {"part_bytes": str(16 << 20)}
 MIN_PART_BYTES = 64 << 10  # the smallest part_bytes Terraform accepts
 
 

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pipeline_toolkit import moto_compat
@@ -88,3 +91,46 @@ def test_a_redrive_allow_policy_comes_back_as_it_was_set(clients: Clients) -> No
 
     assert named["Attributes"]["RedriveAllowPolicy"] == policy
     assert "RedriveAllowPolicy" not in everything["Attributes"]
+
+
+def test_a_scan_while_other_threads_write_does_not_fail(clients: Clients) -> None:
+    table = f"compat-{uuid.uuid4().hex[:8]}"
+    clients.dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # Big enough that a scan takes a while (unpatched, about one scan in ten failed here).
+    for n in range(200):
+        items = [{"PutRequest": {"Item": {"id": {"S": f"seed-{n}-{i}"}}}} for i in range(25)]
+        clients.dynamodb.batch_write_item(RequestItems={table: items})
+    stop = threading.Event()
+    # Its own client: botocore clients are thread-safe, but the test's session is shared.
+    writer = Clients(clients.environment).dynamodb
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            items = [{"PutRequest": {"Item": {"id": {"S": f"{n}-{i}"}}}} for i in range(25)]
+            writer.batch_write_item(RequestItems={table: items})
+            n += 1
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    # No retries: a 500 from the emulator would fail the scan at once.
+    env = clients.environment
+    scanner = boto3.client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    try:
+        for _ in range(20):
+            scanner.scan(TableName=table, Select="COUNT")
+    finally:
+        stop.set()
+        thread.join()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -151,6 +152,24 @@ def test_stopping_finishes_the_batch_in_hand(clients: Clients, deploy: Callable[
     assert bodies_seen(fn) == ["sleep:2"]  # completed, not cut short
     assert queue_depth(clients, fn.queue_url) == 0  # and deleted: nothing left in flight for 5 minutes
     assert all(worker.process is not None and worker.process.returncode == 0 for worker in runtime.workers)
+
+
+def test_a_batch_outlasting_the_stop_deadline_is_killed_and_its_message_comes_back(
+    clients: Clients, deploy: Callable[..., TestFunction]
+) -> None:
+    fn = deploy(timeout=60, visibility_timeout=3)
+    runtime = LocalRuntime.discover(clients.environment, [fn.name], pythonpath=[str(HERE)], wait_seconds=1)
+    runtime.start()
+    try:
+        send(clients, fn, "sleep:30")
+        wait_for(lambda: list(fn.record_dir.glob("*.started")))
+    finally:
+        runtime.stop(deadline_seconds=1)
+
+    assert [worker.process.returncode for worker in runtime.workers if worker.process] == [-signal.SIGKILL]
+    assert "sleep:30" not in bodies_seen(fn)  # cut short, so not deleted: it comes back, visible again
+    messages = clients.sqs.receive_message(QueueUrl=fn.queue_url, WaitTimeSeconds=10).get("Messages", [])
+    assert [message["Body"] for message in messages] == ["sleep:30"]
 
 
 def test_concurrency_is_capped_by_the_mappings_maximum(

@@ -22,6 +22,9 @@ items against a 6,000-item table, 5 items/s; AWS answers in milliseconds whateve
 applies a transaction the way AWS defines it, all or nothing, without the copy: every condition is checked
 first, and the writes are applied only if none failed.
 
+**Scans during writes.** moto's Scan iterates the table's item dict unguarded; a write from another request
+thread makes it fail with a 500. This patch scans a snapshot.
+
 **Redrive policies.** moto returns a queue's ``RedrivePolicy`` attribute as ``json.dumps(...)`` with spaces;
 AWS returns compact JSON. The Terraform AWS provider compares the string as is, so without this every plan
 after an apply would "update" both queues. moto also stores a ``RedriveAllowPolicy`` but never returns it
@@ -42,6 +45,7 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.exceptions import PreconditionFailed
 from moto.s3.models import FakeBucket
@@ -52,6 +56,7 @@ _PATCHED_ATTRIBUTE = "_pipeline_condition_patch"
 _REDRIVE_PATCHED_ATTRIBUTE = "_pipeline_compact_redrive_policy"
 _COPY_PATCHED_ATTRIBUTE = "_pipeline_conditional_copy"
 _TRANSACTION_PATCHED_ATTRIBUTE = "_pipeline_transactions_without_copies"
+_SCAN_PATCHED_ATTRIBUTE = "_pipeline_scans_snapshot"
 
 
 def statements_without_conditions(policy: str) -> str:
@@ -70,6 +75,27 @@ def apply() -> None:
     _compact_redrive_policy()
     _conditional_copy_like_aws()
     _transactions_without_table_copies()
+    _scans_while_writing()
+
+
+def _scans_while_writing() -> None:
+    """A Scan walks the table's item dict while other request threads write to it: moto 5.2 then fails the
+    Scan with "dictionary changed size during iteration" (a 500). AWS scans while writes go on; this walks a
+    snapshot (``list()`` of a dict's values is taken in one step under the GIL)."""
+    if getattr(Table, _SCAN_PATCHED_ATTRIBUTE, False):
+        return
+
+    def all_items(self: Any) -> list[Any]:
+        items: list[Any] = []
+        for hash_set in list(self.items.values()):
+            if self.range_key_attr:
+                items.extend(list(hash_set.values()))
+            else:
+                items.append(hash_set)
+        return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+    setattr(Table, "all_items", all_items)  # noqa: B010 - patching moto's class
+    setattr(Table, _SCAN_PATCHED_ATTRIBUTE, True)
 
 
 def _evaluate_bucket_policy_conditions_like_aws() -> None:
