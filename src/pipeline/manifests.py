@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 from pipeline.objects import ObjectRef
+from pipeline.sources import is_missing
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -115,13 +116,7 @@ def final_manifest(s3: S3Client, bucket: str, stage: Stage, ref: ObjectRef) -> M
     try:
         manifest = read_manifest(s3, bucket, manifest_key(stage, ref))
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {
-            "404",
-            "NoSuchKey",
-            "NotFound",
-            "403",
-            "AccessDenied",
-        }:
+        if is_missing(exc):
             return None
         raise
     return manifest if manifest.status in FINAL_STATUSES else None

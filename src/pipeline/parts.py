@@ -40,7 +40,7 @@ from pipeline.manifests import (
 from pipeline.objects import ObjectRef
 from pipeline.quarantine import quarantine_file
 from pipeline.readers import detect_format
-from pipeline.sources import version_args
+from pipeline.sources import is_missing, version_args
 from pipeline.splits import SPLITTABLE, Part, PartStream, plan_parts
 from pipeline.staging import GZIP_STAGE_FRACTION, StagedCopy, needs_staging
 
@@ -224,8 +224,7 @@ def _exists(s3: S3Client, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        # Without s3:ListBucket, S3 answers a missing key with 403 rather than 404.
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "403"}:
+        if is_missing(exc):
             return False
         raise
     return True

@@ -22,6 +22,15 @@ class SourceGoneError(RuntimeError):
     """The announced object version no longer exists (deleted or overwritten without versioning)."""
 
 
+# What S3 answers for a key that is not there: 404, or 403 to a caller without s3:ListBucket on the bucket.
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "403", "AccessDenied"})
+
+
+def is_missing(exc: ClientError) -> bool:
+    """Whether ``exc`` says the object is not there (rather than a real failure)."""
+    return exc.response.get("Error", {}).get("Code") in _MISSING_CODES
+
+
 def quoted(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
 

@@ -44,7 +44,7 @@ from pipeline.readers import (
     iter_content,
     iter_rows,
 )
-from pipeline.sources import open_source
+from pipeline.sources import is_missing, open_source
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -125,14 +125,7 @@ def _recorded(s3: S3Client, bucket: str, ref: ObjectRef) -> StagedCopy | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=record_key(ref))["Body"].read()
     except ClientError as exc:
-        # Without s3:ListBucket, S3 answers a missing key with 403 rather than 404.
-        if exc.response.get("Error", {}).get("Code") in {
-            "404",
-            "NoSuchKey",
-            "NotFound",
-            "403",
-            "AccessDenied",
-        }:
+        if is_missing(exc):
             return None
         raise
     return StagedCopy.from_dict(json.loads(body))
