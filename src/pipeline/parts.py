@@ -134,15 +134,30 @@ def plan_file(
     part_bytes: int,
     quarantine_bucket: str,
     staged: StagedCopy | None = None,
+    budget: Budget | None = None,
 ) -> Manifest:
-    """Split the file (or its staged copy) into parts and queue them; the manifest says it is in progress."""
+    """Split the file (or its staged copy) into parts and queue them; the manifest says it is in progress.
+
+    The scan checks the time budget before each chunk it reads: a file too big to scan in what is left
+    raises :class:`~pipeline.budget.OutOfTime` (handed back, planned again from the start; a staged copy is
+    reused), never runs into the timeout. The scan rate bounds what one invocation can plan (see
+    benchmarks/README.md).
+    """
     if staged is None:
         fmt, _ = detect_format(ref.key, dataset.format)
         assert ref.size is not None
         size = ref.size
     else:
         fmt, size = staged.format, staged.size
-    parts = plan_parts(ranged_reader(s3, ref, staged), size, fmt, part_bytes, delimiter=dataset.delimiter)
+    read_range = ranged_reader(s3, ref, staged)
+
+    def read_within_budget(start: int, end: int) -> bytes:
+        if budget is not None:
+            budget.check()
+        data: bytes = read_range(start, end)
+        return data
+
+    parts = plan_parts(read_within_budget, size, fmt, part_bytes, delimiter=dataset.delimiter)
     if not parts:  # a staged copy with nothing before the fault: one empty part still ends the file
         parts = [Part(index=0, count=1, start=0, end=0, first_line=1)]
     manifest = describe("database", "in_progress", dataset.name, ref, parts_total=len(parts), parts_done=0)

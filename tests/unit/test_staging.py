@@ -202,3 +202,24 @@ def test_the_parts_of_a_staged_copy_are_ranges_of_the_copy(s3: Any) -> None:
     assert parts[0]["start"] == 0
     assert parts[-1]["end"] == len(plain)
     assert all(message["staged"]["key"] == copy.key for message in messages)
+
+
+def test_planning_out_of_time_raises_before_queueing_anything(s3: Any) -> None:
+    plain = users_csv(20_000)
+    ref = landed(s3, "in/users.csv", plain)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName="parts")["QueueUrl"]
+
+    with pytest.raises(OutOfTime):
+        plan_file(
+            s3,
+            sqs,
+            ref,
+            route(ref.key),
+            parts_queue_url=queue,
+            part_bytes=PART_BYTES,
+            quarantine_bucket=WORK,
+            budget=Budget(Clock(calls_left=1), margin_ms=1_000),
+        )
+
+    assert not sqs.receive_message(QueueUrl=queue).get("Messages")

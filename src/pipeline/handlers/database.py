@@ -63,6 +63,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
                     part_bytes=settings.part_bytes,
                     quarantine_bucket=settings.quarantine_bucket,
                     staged=staged,
+                    budget=budget,
                 )
                 log_manifest(logger, manifest)
                 continue
