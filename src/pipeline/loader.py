@@ -98,7 +98,7 @@ def load_stream(
     rejects = RejectsWriter(ref, rejects_at)
     written = WriteResult()
     read = 0
-    last_batch_ms = 0
+    longest_batch_ms = 0
     error: str | None = None
     quarantined: str | None = None
     try:
@@ -115,15 +115,15 @@ def load_stream(
         ):
             if budget is not None:
                 # Stop between batches, never mid-write (the writes so far are idempotent), and only start a
-                # batch when there is time for one as long as the last.
-                budget.check(reserve_ms=last_batch_ms)
+                # batch when there is time for two as long as the longest so far: write latency varies.
+                budget.check(reserve_ms=2 * longest_batch_ms)
             started = time.monotonic()
             read += batch.records_read
             if batch.items:
                 written.add(writer.write(batch.items))
             for rejection in batch.rejections:
                 rejects.add(rejection)
-            last_batch_ms = int((time.monotonic() - started) * 1000)
+            longest_batch_ms = max(longest_batch_ms, int((time.monotonic() - started) * 1000))
     except UnreadableFileError as exc:
         # The file as a whole cannot be read: keep a copy for replay; records before the fault stay loaded.
         error = str(exc)

@@ -177,6 +177,8 @@ def plan_file(
         for p in parts
     ]
     for start in range(0, len(bodies), SQS_BATCH_LIMIT):
+        if budget is not None:
+            budget.check()  # out of time part-way: planned again; a part queued twice skips on its result
         chunk = bodies[start : start + SQS_BATCH_LIMIT]
         response = sqs.send_message_batch(
             QueueUrl=parts_queue_url,
