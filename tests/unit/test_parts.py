@@ -110,3 +110,43 @@ def test_a_part_out_of_time_resumes_after_what_it_had_done(aws: tuple[Any, Any])
         ]
     assert sorted(r["line"] for r in rejects) == [n + 2 for n in range(0, ROWS, BAD_EVERY)]
     assert ddb.scan(TableName=TABLE, Select="COUNT")["Count"] == ROWS - rejected
+
+
+def test_finish_lists_until_the_last_part_then_adds_up_every_result(aws: tuple[Any, Any]) -> None:
+    s3, ddb = aws
+    body = users_csv()
+    s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
+    ref = ObjectRef(
+        bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
+    )
+    dataset = route(ref.key)
+    parts = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) // 4)
+    assert len(parts) >= 3
+    writer = TableWriter(ddb, TABLE, "user_id")
+    gets: list[str] = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: gets.append(params["Key"])
+    )
+
+    for done, part in enumerate(parts[:-1], 1):
+        load_part(s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250)
+        gets.clear()
+        manifest = finish(s3, ref, dataset, part, quarantine_bucket=WORK)
+        assert (manifest.status, manifest.parts_done, manifest.parts_total) == (
+            "in_progress",
+            done,
+            len(parts),
+        )
+        assert gets == []  # listed, not read
+
+    load_part(s3, writer, ref, dataset, parts[-1], quarantine_bucket=WORK, batch_size=250)
+    manifest = finish(s3, ref, dataset, parts[-1], quarantine_bucket=WORK)
+
+    rejected = len(range(0, ROWS, BAD_EVERY))
+    assert (manifest.status, manifest.parts_done) == ("partial", len(parts))
+    assert (manifest.records_read, manifest.records_loaded, manifest.records_rejected) == (
+        ROWS,
+        ROWS - rejected,
+        rejected,
+    )
+    assert [error.line for error in manifest.first_errors] == [n + 2 for n in range(0, ROWS, BAD_EVERY)][:10]

@@ -53,7 +53,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
             budget=budget,
             staged=staged,
         )
-        manifest = finish(s3, ref, dataset, part, quarantine_bucket=settings.quarantine_bucket)
+        manifest = finish(s3, ref, dataset, part, quarantine_bucket=settings.quarantine_bucket, budget=budget)
         # Only the final manifest is written here (the planner wrote "in progress" before queueing the
         # parts), so it never goes back; parts finishing at once write the same one (it depends only on
         # the parts' results). Until then `pipeline status` counts the parts' results.
