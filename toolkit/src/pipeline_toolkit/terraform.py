@@ -54,7 +54,15 @@ LOCAL_SETTINGS: Mapping[str, int] = {"timeout": 5, "max_receive_count": 3}
 def local_function_settings(root: Path | None = None) -> dict[str, dict[str, int]]:
     """``function_settings`` for local runs: :data:`LOCAL_SETTINGS` for each function of the list (of the
     checkout at ``root``, default the project's)."""
-    return {key: dict(LOCAL_SETTINGS) for key in load_functions(root)}
+    # A function whose list entry raises max_receive_count keeps it (the part loader: a checkpointed part may
+    # take several attempts, each of which spends a receive).
+    return {
+        key: {
+            **LOCAL_SETTINGS,
+            **{name: value for name, value in spec.settings.items() if name == "max_receive_count"},
+        }
+        for key, spec in load_functions(root).items()
+    }
 
 
 # Exit codes of `terraform plan -detailed-exitcode`.
