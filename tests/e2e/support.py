@@ -120,6 +120,29 @@ class Pipeline:
             )
         return list(seen.values())
 
+    def remove_dead_letters(self, function_key: str, marker: str) -> int:
+        """Delete the messages of a function's dead-letter queue whose body holds ``marker`` (what a test put
+        there itself), so that no other test finds them; returns how many."""
+        url = self.outputs.queues[function_key].dlq_url
+        sqs = self.clients.sqs
+        removed = 0
+        others: list[str] = []  # kept invisible while looking, so that each message is seen once
+        for _ in range(20):
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
+                "Messages", []
+            )
+            if not messages:
+                break
+            for message in messages:
+                if marker in message.get("Body", ""):
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    removed += 1
+                else:
+                    others.append(message["ReceiptHandle"])
+        for handle in others:
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+        return removed
+
     def max_receive_count(self, function_key: str) -> int:
         attributes = self.clients.sqs.get_queue_attributes(
             QueueUrl=self.outputs.queues[function_key].url, AttributeNames=["RedrivePolicy"]

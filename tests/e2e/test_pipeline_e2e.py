@@ -193,32 +193,37 @@ def test_a_poison_message_ends_in_each_dlq_while_other_files_keep_flowing(pipeli
     # The queues the topic delivers to (the part loader's work queue gets no S3 events).
     subscribed = [key for key, f in load_functions().items() if f.trigger == "landing-events"]
     before = {key: len(pipeline.dead_letters(key)) for key in subscribed}
-    # Through the real fan-out: the topic delivers it to both queues, as it would a bad S3 event.
-    pipeline.clients.session.client("sns", endpoint_url=pipeline.clients.endpoint_url).publish(
-        TopicArn=pipeline.outputs.topic_arn, Message=poison
-    )
-
-    # Meanwhile other files are processed as usual.
-    for index in range(2):
-        file = pipeline.process(
-            f"{run}/users-{index}.csv", csv_users(f"{run}-{index}", [("1", "x@example.com", 9)])
+    try:
+        # Through the real fan-out: the topic delivers it to both queues, as it would a bad S3 event.
+        pipeline.clients.session.client("sns", endpoint_url=pipeline.clients.endpoint_url).publish(
+            TopicArn=pipeline.outputs.topic_arn, Message=poison
         )
-        assert file.outcome == "loaded"
 
-    deadline = time.monotonic() + 300
-    dead: dict[str, list[dict[str, object]]] = {}
-    while time.monotonic() < deadline:
-        dead = {
-            key: [m for m in pipeline.dead_letters(key) if poison in str(m.get("Body", ""))]
-            for key in subscribed
-        }
-        if all(dead.values()):
-            break
-        time.sleep(1)
-    assert all(len(messages) == 1 for messages in dead.values()), dead
-    for key, messages in dead.items():
-        attributes = messages[0]["Attributes"]
-        assert isinstance(attributes, dict)
-        # Received (and failed) maxReceiveCount times before the queue's redrive moved it (peeks add to it).
-        assert int(attributes["ApproximateReceiveCount"]) >= pipeline.max_receive_count(key)
-        assert len(pipeline.dead_letters(key)) == before[key] + 1
+        # Meanwhile other files are processed as usual.
+        for index in range(2):
+            file = pipeline.process(
+                f"{run}/users-{index}.csv", csv_users(f"{run}-{index}", [("1", "x@example.com", 9)])
+            )
+            assert file.outcome == "loaded"
+
+        deadline = time.monotonic() + 300
+        dead: dict[str, list[dict[str, object]]] = {}
+        while time.monotonic() < deadline:
+            dead = {
+                key: [m for m in pipeline.dead_letters(key) if poison in str(m.get("Body", ""))]
+                for key in subscribed
+            }
+            if all(dead.values()):
+                break
+            time.sleep(1)
+        assert all(len(messages) == 1 for messages in dead.values()), dead
+        for key, messages in dead.items():
+            attributes = messages[0]["Attributes"]
+            assert isinstance(attributes, dict)
+            # Received (and failed) maxReceiveCount times before the redrive moved it (peeks add to it).
+            assert int(attributes["ApproximateReceiveCount"]) >= pipeline.max_receive_count(key)
+            assert len(pipeline.dead_letters(key)) == before[key] + 1
+    finally:
+        # The poison stays only as long as this test: the other tests assert their DLQs are empty.
+        for key in subscribed:
+            pipeline.remove_dead_letters(key, poison)
