@@ -1,6 +1,6 @@
 # The embedded target and LocalStack (docs/local.md). Included by the Makefile.
 #
-#   make demo             the whole pipeline on an in-process emulator, then a summary (no Docker)
+#   make demo             the whole pipeline on the embedded emulator (moto, a child process), then a summary
 #   make local-up         keep an embedded stack running; prints the env for the aws CLI and boto3
 #   make e2e-localstack   the end-to-end tests against LocalStack in docker compose (Docker + auth token)
 
