@@ -104,13 +104,21 @@ def count_writes(stack: Any) -> dict[str, int]:
     return {target.removeprefix(DYNAMODB): n for target, n in counts.items() if target.startswith(DYNAMODB)}
 
 
+class Results(list[tuple[str, str, str]]):
+    """The figures, each also printed as soon as it is measured (a long run that stops keeps what it had)."""
+
+    def append(self, row: tuple[str, str, str]) -> None:
+        super().append(row)
+        print(f"{row[0]}: {row[1]}  [{row[2]}]", flush=True)
+
+
 def main() -> int:  # noqa: PLR0915 - one scripted run, step by step
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=2_000, help="rows for the source article's loader")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-big-"))
-    results: list[tuple[str, str, str]] = []
+    results = Results()
     options = {"concurrency": WORKERS_PER_QUEUE}
     with embedded_stack(work / "state", variables=local_variables(), runtime_options=options) as stack:
         env = stack.environment
