@@ -34,9 +34,9 @@ from pipeline_toolkit.project import load_functions, stack_dir
 PLUGIN_MIRROR_ENV = "TF_PLUGIN_MIRROR"
 
 
-#: Root variables for the embedded target (moto's server in a child process). ``managed_sqs_polling`` is the one
-#: local-only switch: the SQS event source mappings are created disabled and the local runtime polls the
-#: queues. The other two only make the throw-away stack destroyable.
+#: Root variables for the embedded target (moto's server in a child process). ``managed_sqs_polling`` is
+#: the one local-only switch: the SQS event source mappings are created disabled and the local runtime
+#: polls the queues. The other two only make the throw-away stack destroyable.
 EMBEDDED_VARIABLES: Mapping[str, Any] = {
     "managed_sqs_polling": False,
     "table_deletion_protection": False,
