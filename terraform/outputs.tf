@@ -72,7 +72,7 @@ output "event_source_mappings" {
 
 output "subscription_dlq" {
   description = "The subscriptions' dead-letter queue (url, arn): events SNS could not deliver to a queue."
-  value = {
+  value = module.fanout.subscription_dlq == null ? null : {
     url = module.fanout.subscription_dlq.url
     arn = module.fanout.subscription_dlq.arn
   }

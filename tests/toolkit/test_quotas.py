@@ -56,6 +56,13 @@ def test_the_plan_gives_each_functions_memory_and_the_concurrency_its_mappings_m
     ]
 
 
+def test_a_mapping_already_deployed_names_its_function_by_arn() -> None:
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:p-dev-datalake-loader"
+    plan = {"resource_changes": [_function("p-dev-datalake-loader", 512, "no-op"), _mapping(arn, 7)]}
+    plan["resource_changes"].append(_mapping(f"{arn}:live", 3))
+    assert quotas.sizing_from_plan(plan) == [FunctionSizing("p-dev-datalake-loader", 512, 10)]
+
+
 def test_a_disabled_mapping_drives_nothing_and_one_without_a_maximum_may_take_the_pool() -> None:
     plan = {"resource_changes": [_function("a", 512), _mapping("a", 5, enabled=False), _function("b", 512)]}
     plan["resource_changes"].append(_mapping("b", None))

@@ -541,6 +541,8 @@ def warn_about_quotas(settings: Settings, tf: Terraform, plan: Path) -> list[str
     )
     for warning in warnings:
         say(f"warning: {warning}")
+    if not warnings:
+        say("the account's Lambda quotas hold the planned functions' concurrency and memory")
     return warnings
 
 

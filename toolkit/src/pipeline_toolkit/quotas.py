@@ -51,6 +51,14 @@ class LambdaLimits:
     unreserved_concurrent_executions: int
 
 
+def _function_name(value: Any) -> str:
+    """A function's name from a name or an ARN (a mapping read back from AWS holds the function's ARN)."""
+    text = str(value)
+    if ":function:" in text:
+        text = text.split(":function:", 1)[1].split(":", 1)[0]  # drop a version or alias qualifier
+    return text
+
+
 def sizing_from_plan(plan: Mapping[str, Any]) -> list[FunctionSizing]:
     """Every function the plan (``terraform show -json`` of a saved plan) leaves deployed, with its sizing."""
     memory: dict[str, int] = {}
@@ -60,12 +68,12 @@ def sizing_from_plan(plan: Mapping[str, Any]) -> list[FunctionSizing]:
         if not after:  # deleted
             continue
         if change.get("type") == "aws_lambda_function":
-            memory[str(after["function_name"])] = int(after.get("memory_size") or 128)
+            memory[_function_name(after["function_name"])] = int(after.get("memory_size") or 128)
         elif change.get("type") == "aws_lambda_event_source_mapping" and after.get("enabled", True):
             scaling = after.get("scaling_config") or [{}]
             # Without a maximum, an SQS mapping may scale up to the whole unreserved pool: count it as that.
             most = scaling[0].get("maximum_concurrency") or DEFAULT_CONCURRENT_EXECUTIONS
-            name = str(after.get("function_name"))
+            name = _function_name(after.get("function_name"))
             concurrency[name] = concurrency.get(name, 0) + int(most)
     return [FunctionSizing(name, mb, concurrency.get(name, 0)) for name, mb in sorted(memory.items())]
 
