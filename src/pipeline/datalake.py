@@ -81,7 +81,10 @@ def _ascii(value: str) -> str:
 
 def lake_order(ref: ObjectRef) -> str:
     """The order of lake copies: the event time, then a digest of key and version, which only breaks ties
-    (stable and arbitrary, as the key was) and keeps the value short whatever the key."""
+    (stable and arbitrary, as the key was) and keeps the value short whatever the key.
+
+    A copy written when this held the key itself still compares by event time first; only its own replay
+    (same time) no longer compares equal, and is copied again or left alone, the same bytes either way."""
     identity = f"{ref.key}\n{ref.version_label}"
     return f"{ref.event_time_iso}|{digest(identity, 64)}"
 
