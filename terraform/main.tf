@@ -1,18 +1,37 @@
 # The pipeline stack:
 #
 #   landing bucket --S3 event--> SNS topic --+--> SQS (+DLQ) --> datalake-loader  --> datalake bucket
-#                                            +--> SQS (+DLQ) --> database-loader  --> users table
+#                                 (+DLQ)     +--> SQS (+DLQ) --> database-loader  --> users table
 #                                                                both             --> quarantine bucket
+#   alarms on every function, queue and the topic's deliveries; one dashboard (module monitoring)
 #
 # Every name starts with "<project>-<environment>", so several environments can share an account.
 
 data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {
+  lifecycle {
+    # S3, SQS, SNS, DynamoDB and CloudWatch Logs accept only a key of their own region, and would refuse it only
+    # when each resource is created, halfway through an apply: refuse it at plan time instead.
+    postcondition {
+      condition     = var.kms_key_arn == null || try(split(":", var.kms_key_arn)[3] == self.name, false)
+      error_message = "kms_key_arn is a key of region ${try(split(":", var.kms_key_arn)[3], "?")}, and the stack deploys to ${self.name}: S3, SQS, SNS, DynamoDB and CloudWatch Logs need a key of their own region. Use a key (or a multi-Region replica key) in ${self.name}."
+    }
+  }
+}
 
 locals {
-  prefix      = "${var.project}-${var.environment}"
-  name_suffix = var.bucket_name_suffix == "" ? "" : "-${var.bucket_name_suffix}"
-  account_id  = data.aws_caller_identity.current.account_id
+  prefix     = "${var.project}-${var.environment}"
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+
+  # Bucket names are global across accounts and regions: by default they end with this account and region, so
+  # that neither another account nor this stack in a second region can hold them already. (IAM role names,
+  # global too, carry the region: see the function module.)
+  bucket_name_suffix = var.bucket_name_suffix == null ? "${local.account_id}-${local.region}" : var.bucket_name_suffix
+  name_suffix        = local.bucket_name_suffix == "" ? "" : "-${local.bucket_name_suffix}"
 
   # The one list of functions (functions.json, read by the Python toolkit and tests too): key -> handler,
   # trigger, environment (symbolic references, resolved below) and grants (named statement groups, below).
@@ -188,6 +207,7 @@ locals {
     maximum_concurrency                = 5
     queue_visibility_timeout_seconds   = null
     max_receive_count                  = 5
+    oldest_message_alarm_seconds       = null
   }
   merged_settings = {
     for key, f in local.function_list : key => merge(
@@ -251,6 +271,9 @@ module "ecr" {
   keep_last_images = var.ecr_keep_last_images
   force_delete     = var.force_destroy
   kms_key_arn      = var.kms_key_arn
+  # Built from the name the function module gives the function, not from the function: the repositories are
+  # created (and pushed to) before any function exists.
+  lambda_function_arns = ["arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.prefix}-${each.key}"]
 }
 
 module "table" {
@@ -284,4 +307,22 @@ module "function" {
   maximum_batching_window_in_seconds = local.settings[each.key].maximum_batching_window_in_seconds
   maximum_concurrency                = local.settings[each.key].maximum_concurrency
   event_source_mapping_enabled       = var.managed_sqs_polling
+  oldest_message_alarm_seconds       = local.settings[each.key].oldest_message_alarm_seconds
+}
+
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  name                  = local.prefix
+  topic_name            = module.fanout.topic_name
+  subscription_dlq_name = try(module.fanout.subscription_dlq.name, null)
+  alarm_actions         = var.alarm_actions
+
+  consumers = {
+    for key, queue in module.fanout.queues : key => {
+      queue_name    = queue.name
+      dlq_name      = queue.dlq_name
+      function_name = module.function[key].function_name
+    }
+  }
 }

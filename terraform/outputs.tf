@@ -69,3 +69,21 @@ output "event_source_mappings" {
   description = "UUID of each function's SQS event source mapping, per function key (disabled when managed_sqs_polling is false)."
   value       = { for key, f in module.function : key => f.event_source_mapping_uuid }
 }
+
+output "subscription_dlq" {
+  description = "The subscriptions' dead-letter queue (url, arn): events SNS could not deliver to a queue."
+  value = module.fanout.subscription_dlq == null ? null : {
+    url = module.fanout.subscription_dlq.url
+    arn = module.fanout.subscription_dlq.arn
+  }
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard of the pipeline (queue depth and age, dead letters, function errors)."
+  value       = module.monitoring.dashboard_name
+}
+
+output "bucket_name_suffix" {
+  description = "The suffix the bucket names end with (by default `<account id>-<region>`; empty: none)."
+  value       = local.bucket_name_suffix
+}

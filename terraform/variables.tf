@@ -1,13 +1,20 @@
 # --- Naming -------------------------------------------------------------------------------------------------
 
 variable "project" {
-  description = "Project name: the first part of every resource name (`<project>-<environment>-...`)."
+  description = "Project name: the first part of every resource name (`<project>-<environment>-...`). With the environment it must not make bucket names start with a prefix S3 refuses (`xn--`, `sthree-`, `amzn-s3-demo-`)."
   type        = string
   default     = "pipeline"
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{0,18}[a-z0-9]$", var.project))
     error_message = "project must be 2-20 lowercase letters, digits or hyphens, starting with a letter (it is part of bucket names)."
+  }
+
+  # Every bucket name starts with "<project>-<environment>-": S3 refuses names with these prefixes, and would
+  # refuse them only at the first CreateBucket, halfway through an apply.
+  validation {
+    condition     = !anytrue([for reserved in ["xn--", "sthree-", "amzn-s3-demo-"] : startswith("${var.project}-${var.environment}-", reserved)])
+    error_message = "project and environment make bucket names start with ${var.project}-${var.environment}-, and S3 refuses bucket names starting with xn--, sthree- or amzn-s3-demo-: choose another project name."
   }
 }
 
@@ -23,13 +30,19 @@ variable "environment" {
 }
 
 variable "bucket_name_suffix" {
-  description = "Appended to bucket names (`<project>-<environment>-landing-<suffix>`) because S3 bucket names are global across all AWS accounts. On AWS use something of yours, e.g. the account id or an organisation short name. Empty: no suffix (fine on an emulator)."
+  description = "Appended to bucket names (`<project>-<environment>-landing-<suffix>`) because S3 bucket names are global across all AWS accounts and regions. Null (default): `<account id>-<region>`, unique to this account and region. Empty: no suffix (an emulator). Otherwise 1-32 lowercase letters, digits or hyphens of yours, e.g. an organisation short name."
   type        = string
-  default     = ""
+  default     = null
 
   validation {
-    condition     = var.bucket_name_suffix == "" || can(regex("^[a-z0-9][a-z0-9-]{0,19}$", var.bucket_name_suffix))
-    error_message = "bucket_name_suffix must be empty or 1-20 lowercase letters, digits or hyphens, starting with a letter or digit."
+    condition     = var.bucket_name_suffix == null || var.bucket_name_suffix == "" || can(regex("^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$", var.bucket_name_suffix))
+    error_message = "bucket_name_suffix must be null, empty, or 1-32 lowercase letters, digits or hyphens, starting and ending with a letter or digit."
+  }
+
+  # The suffix ends every bucket name: S3 refuses names ending like an access point alias or another bucket type.
+  validation {
+    condition     = var.bucket_name_suffix == null || !anytrue([for reserved in ["-s3alias", "--ol-s3", "--x-s3", "--table-s3"] : endswith(coalesce(var.bucket_name_suffix, "-"), reserved)])
+    error_message = "bucket_name_suffix must not end with -s3alias, --ol-s3, --x-s3 or --table-s3: S3 refuses bucket names that do."
   }
 }
 
@@ -101,6 +114,8 @@ variable "function_settings" {
     - queue_visibility_timeout_seconds: null (default) = 6 x timeout + batching window, the AWS recommendation;
       a value must be at least that, and at most 43200 (checked by the function module)
     - max_receive_count: receives before a message is dead-lettered (1-1000, default 5)
+    - oldest_message_alarm_seconds: the alarm on the age of the queue's oldest message fires above this
+      (60-1209600; null, the default: twice the visibility timeout, at least 900)
   EOT
   type = map(object({
     memory_size                        = optional(number)
@@ -110,6 +125,7 @@ variable "function_settings" {
     maximum_concurrency                = optional(number)
     queue_visibility_timeout_seconds   = optional(number)
     max_receive_count                  = optional(number)
+    oldest_message_alarm_seconds       = optional(number)
   }))
   default = {}
 
@@ -149,6 +165,11 @@ variable "function_settings" {
     condition     = alltrue([for s in values(var.function_settings) : s.max_receive_count == null || try(s.max_receive_count >= 1 && s.max_receive_count <= 1000 && floor(s.max_receive_count) == s.max_receive_count, false)])
     error_message = "max_receive_count must be a whole number between 1 and 1000."
   }
+
+  validation {
+    condition     = alltrue([for s in values(var.function_settings) : s.oldest_message_alarm_seconds == null || try(s.oldest_message_alarm_seconds >= 60 && s.oldest_message_alarm_seconds <= 1209600, false)])
+    error_message = "oldest_message_alarm_seconds must be between 60 and 1209600 (14 days)."
+  }
 }
 
 variable "log_level" {
@@ -163,13 +184,13 @@ variable "log_level" {
 }
 
 variable "log_retention_days" {
-  description = "Days the functions' logs are kept (a value CloudWatch Logs accepts)."
+  description = "Days the functions' logs are kept (a value CloudWatch Logs accepts); 0: never expire."
   type        = number
   default     = 30
 
   validation {
-    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
-    error_message = "log_retention_days must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be 0 (never expire) or one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
   }
 }
 
@@ -180,7 +201,7 @@ variable "managed_sqs_polling" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs (typically an SNS topic of the on-call) notified when a function fails or a dead-letter queue fills. Empty: alarms only show in CloudWatch."
+  description = "ARNs (typically an SNS topic of the on-call) notified when a function fails, a dead-letter queue fills, a queue's oldest message gets old or SNS fails to deliver an event. Empty: alarms only show in CloudWatch."
   type        = list(string)
   default     = []
 }
@@ -232,7 +253,7 @@ variable "noncurrent_version_expiration_days" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of a customer managed KMS key for everything the stack stores or queues: buckets (SSE-KMS), topic, queues, table, logs, function environments and images; the functions get kms:Decrypt and kms:GenerateDataKey on it. Its key policy must admit s3.amazonaws.com, sns.amazonaws.com and logs.<region>.amazonaws.com. Null (default): SSE-S3 buckets, SSE-SQS queues, AWS managed keys elsewhere, no KMS cost; the topic is then unencrypted."
+  description = "ARN of a customer managed KMS key, in the region of the stack, for everything the stack stores or queues: buckets (SSE-KMS), topic, queues, table, logs, function environments and images; the functions get kms:Decrypt and kms:GenerateDataKey on it. Its key policy must admit s3.amazonaws.com, sns.amazonaws.com and logs.<region>.amazonaws.com. Null (default): SSE-S3 buckets, SSE-SQS queues, the AWS owned key for the table, AWS managed keys elsewhere, no KMS cost; the topic is then unencrypted."
   type        = string
   default     = null
 

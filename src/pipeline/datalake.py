@@ -7,6 +7,12 @@ through the function: CopyObject up to 5 GiB, multipart UploadPartCopy above (bo
 Idempotent: the destination carries the source version's lineage in its metadata; a replay of the version
 already there is a no-op, and an older version never overwrites a newer one (later S3 event time wins).
 
+Bounded whatever the key: S3 refuses keys over 1,024 bytes and user metadata over 2 KB, and a source key may
+itself be 1,024 bytes (about 340 CJK characters, three times that once percent-encoded). So the order the
+copies compare (``source-order``) holds a digest of the key, not the key; ``source-key`` is written only when
+it fits (the datalake manifest always has the full lineage); and a file name too long for its partition is
+shortened, with a digest of the whole name so that distinct names stay distinct.
+
 Race-free up to 5 GiB: the copy is conditional on what was read (``If-None-Match: *`` when the key was empty,
 ``If-Match: <its ETag>`` otherwise). When another delivery wrote the key in between, S3 answers 412 and the
 decision is made again against what it wrote, so two versions copied at once always leave the later one.
@@ -17,6 +23,7 @@ managed transfer does not expose): there the window between the read and the cop
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
@@ -25,7 +32,7 @@ from botocore.exceptions import ClientError
 
 from pipeline.datasets import Dataset
 from pipeline.manifests import Manifest, describe
-from pipeline.objects import ObjectRef
+from pipeline.objects import MAX_KEY_BYTES, ObjectRef, digest, fit_utf8
 from pipeline.sources import quoted
 
 if TYPE_CHECKING:
@@ -45,8 +52,26 @@ class CopyResult:
     status: CopyStatus
 
 
+# S3 refuses user metadata whose names and values add up to more than 2 KB (UTF-8): 400 MetadataTooLarge.
+USER_METADATA_LIMIT = 2048
+
+
+def _extensions(name: str) -> str:
+    """What readers of the lake go by: the last suffix, and the one before it when the last is ``.gz``."""
+    suffixes = PurePosixPath(name).suffixes
+    kept = suffixes[-2:] if suffixes[-1:] == [".gz"] else suffixes[-1:]
+    return "".join(kept) if all(len(s) <= 16 for s in kept) else ""
+
+
 def lake_key(dataset: Dataset, ref: ObjectRef) -> str:
-    return f"dataset={dataset.name}/ingest_date={ref.event_time.strftime('%Y-%m-%d')}/{ref.file_name}"
+    prefix = f"dataset={dataset.name}/ingest_date={ref.event_time.strftime('%Y-%m-%d')}/"
+    name = ref.file_name
+    room = MAX_KEY_BYTES - len(prefix.encode())
+    if len(name.encode()) <= room:
+        return prefix + name
+    extensions = _extensions(name)
+    tail = f"~{digest(name)}{extensions}"
+    return prefix + fit_utf8(name.removesuffix(extensions), room - len(tail.encode())) + tail
 
 
 def _ascii(value: str) -> str:
@@ -54,10 +79,37 @@ def _ascii(value: str) -> str:
     return quote(value, safe="/:|@=+ ")
 
 
+def lake_order(ref: ObjectRef) -> str:
+    """The order of lake copies: the event time, then a digest of key and version, which only breaks ties
+    (stable and arbitrary, as the key was) and keeps the value short whatever the key.
+
+    A copy written when this held the key itself still compares by event time first; only its own replay
+    (same time) no longer compares equal, and is copied again or left alone, the same bytes either way."""
+    identity = f"{ref.key}\n{ref.version_label}"
+    return f"{ref.event_time_iso}|{digest(identity, 64)}"
+
+
+def metadata_size(metadata: dict[str, str]) -> int:
+    """User metadata as S3 counts it against its 2 KB: the UTF-8 bytes of every name and value."""
+    return sum(len(name.encode()) + len(value.encode()) for name, value in metadata.items())
+
+
 def lineage_metadata(ref: ObjectRef) -> dict[str, str]:
-    """The lineage as S3 user metadata: dashed names, ASCII values, and the source ETag."""
-    metadata = {name.replace("_", "-"): _ascii(value) for name, value in ref.lineage().items()}
-    metadata["source-etag"] = ref.etag or ""
+    """The lineage as S3 user metadata: dashed names, ASCII values, at most 2 KB whatever the key.
+
+    ``source-key`` is left out when it does not fit (a long key, or a unicode key three times as long once
+    percent-encoded); ``source-key-sha256`` always identifies it, and the manifest has it in full."""
+    metadata = {
+        "source-bucket": ref.bucket,
+        "source-version": _ascii(ref.version_label),
+        "source-event-time": ref.event_time_iso,
+        "source-etag": ref.etag or "",
+        "source-order": lake_order(ref),
+        "source-key-sha256": digest(ref.key, 64),
+    }
+    key = {"source-key": _ascii(ref.key)}
+    if metadata_size({**metadata, **key}) <= USER_METADATA_LIMIT:
+        metadata.update(key)
     return metadata
 
 

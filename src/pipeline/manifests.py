@@ -7,6 +7,10 @@ Layout of the quarantine bucket (one place to look when something went wrong):
 - ``rejects/<source key>@<version>.jsonl``: rejected records, one JSON object per line, with line numbers,
   reasons and the original record.
 - ``files/<source key>@<version>``: a copy of a file that could not be read at all, kept for replay.
+
+S3 refuses keys over 1,024 bytes and a source key may be that long: where ``<source key>@<version>`` would
+not fit, the key is cut at a character boundary and followed by ``~<digest of key and version>@<version>``.
+The manifest inside always has the full key.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from pipeline.objects import ObjectRef
+from pipeline.objects import ObjectRef, digest, fit_utf8
 from pipeline.sources import is_missing
 
 if TYPE_CHECKING:
@@ -31,6 +35,11 @@ REJECTS_PREFIX = "rejects/"
 FILES_PREFIX = "files/"
 WORK_PREFIX = "work/"
 MAX_ERRORS_IN_MANIFEST = 10
+# The most a "<key>@<version>" part of a derived key may take: the longest prefix ("manifests/database/", 19
+# bytes) and tail ("/parts/00000.json", 17 bytes) leave it this much of S3's 1,024 bytes, with some to spare.
+MAX_SUFFIX_BYTES = 960
+# Version ids are opaque strings of up to 1,024 bytes (32 in practice); past this one is replaced by a digest.
+MAX_VERSION_BYTES = 128
 
 
 class RecordError(BaseModel):
@@ -85,7 +94,14 @@ def describe(stage: Stage, status: Status, dataset: str, ref: ObjectRef, **outco
 
 
 def _suffix(ref: ObjectRef) -> str:
-    return f"{ref.key}@{ref.version_label}"
+    full = f"{ref.key}@{ref.version_label}"
+    if len(full.encode()) <= MAX_SUFFIX_BYTES:
+        return full
+    version = ref.version_label
+    if len(version.encode()) > MAX_VERSION_BYTES:
+        version = digest(version)
+    tail = f"~{digest(full)}@{version}"
+    return fit_utf8(ref.key, MAX_SUFFIX_BYTES - len(tail.encode())) + tail
 
 
 def manifest_key(stage: Stage, ref: ObjectRef) -> str:

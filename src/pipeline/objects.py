@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 LINEAGE_FIELDS = ("source_bucket", "source_key", "source_version", "source_event_time", "source_order")
 """The names :meth:`ObjectRef.lineage` returns, in that order."""
+
+MAX_KEY_BYTES = 1024
+"""S3's limit on an object key, in UTF-8 bytes: a longer one is refused (400 KeyTooLongError)."""
+
+
+def fit_utf8(text: str, max_bytes: int) -> str:
+    """The longest start of ``text`` whose UTF-8 encoding fits ``max_bytes``, never cutting a character."""
+    return text.encode()[: max(max_bytes, 0)].decode(errors="ignore")
+
+
+def digest(text: str, length: int = 32) -> str:
+    """A hex SHA-256 of ``text`` (its first ``length`` digits): stands in for a value too long to repeat."""
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 @dataclass(frozen=True, slots=True)

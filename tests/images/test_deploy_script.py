@@ -370,6 +370,9 @@ def test_deploy_updates_every_function_when_the_image_changes_and_none_when_it_d
     # function's repository under its content tag, applies with the digests read back from ECR.
     first_run = deploy_once(root, deploy_env)
     assert "first deploy: creating the ECR repositories" in first_run.stderr
+    # The quota check ran before anything was created (the emulator has no GetAccountSettings: "not checked").
+    quota_line = first_run.stderr.index("quotas")
+    assert quota_line < first_run.stderr.index("first deploy: creating the ECR repositories")
     tag = image_tag(root, "x86_64")
     first = deployed_images(deploy_env, keys)
     assert builds(log) == 1

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from typing import Any
+
+from pipeline_toolkit import moto_compat
 
 HEADER = "user_id,first_name,last_name,email,gender,age\n"
 
@@ -215,3 +218,31 @@ def test_unprocessed_items_from_dynamodb_are_retried(stack: Any) -> None:
         stack.handlers["database"].dynamodb = real
     assert len(stack.table()) == 60
     assert calls["n"] > 3
+
+
+def test_keys_as_long_as_s3_allows_load_on_an_emulator_with_s3s_limits(stack: Any) -> None:
+    """A 1,024-byte key, ASCII or CJK, goes through both loaders although S3 refuses keys over 1,024 bytes and
+    user metadata over 2 KB (the emulator's compatibility layer enforces both, as AWS does)."""
+    moto_compat.apply()
+    keys = [
+        "in/" + "a" * 1006 + "/users-long.csv",
+        "in/" + "用户数据" * 84 + "/users-yy.csv",
+        "users-" + "用户数据" * 84 + "abcdef.csv",
+    ]
+    assert {len(key.encode()) for key in keys} == {1024}
+    for n, key in enumerate(keys):
+        stack.put(key, users_csv(3, start=10 * n, bad_every=3))
+    stack.run_all()
+
+    database = stack.manifests("database")
+    datalake = stack.manifests("datalake")
+    assert set(database) == set(datalake) == set(keys)  # the manifests hold the full key
+    for key in keys:
+        assert database[key].status == "partial"
+        assert (database[key].records_loaded, database[key].records_rejected) == (2, 1)
+        lake_key = datalake[key].lake_key
+        assert lake_key in stack.lake_keys()
+        metadata = stack.s3.head_object(Bucket=stack.lake_bucket, Key=lake_key)["Metadata"]
+        assert metadata["source-key-sha256"] == hashlib.sha256(key.encode()).hexdigest()
+        assert stack.rejects(database[key].rejects_key or "")[0]["source_key"] == key
+    assert {row["source_key"]["S"] for row in stack.table().values()} == set(keys)

@@ -13,6 +13,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from pipeline_toolkit import quotas
 from pipeline_toolkit.project import load_functions, stack_dir
 from pipeline_toolkit.terraform import Terraform, TerraformError
 
@@ -306,15 +307,17 @@ def test_buckets_are_versioned_encrypted_private_and_tls_only(deployed_stack: An
     assert landing["Expiration"]["Days"] == 365
 
 
-def test_users_table_is_on_demand_with_email_index_and_recovery(deployed_stack: Any) -> None:
+def test_users_table_is_on_demand_with_recovery_the_aws_owned_key_and_no_unused_index(
+    deployed_stack: Any,
+) -> None:
     dynamodb = deployed_stack.client("dynamodb")
     table = dynamodb.describe_table(TableName=deployed_stack.outputs["table_name"])["Table"]
     assert table["KeySchema"] == [{"AttributeName": "user_id", "KeyType": "HASH"}]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "email-index"
-    assert index["KeySchema"] == [{"AttributeName": "email", "KeyType": "HASH"}]
-    assert table["SSEDescription"]["Status"] == "ENABLED"
+    # No code queries an email index: it would double every write (module table, email_index).
+    assert not table.get("GlobalSecondaryIndexes")
+    # Without kms_key_arn, the AWS owned key: DynamoDB reports no SSE description (no KMS key, no KMS cost).
+    assert table.get("SSEDescription", {}).get("SSEType") != "KMS"
     # The embedded target turns deletion protection off so the throw-away stack can be destroyed.
     assert table["DeletionProtectionEnabled"] is False
     backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])[
@@ -333,6 +336,102 @@ def test_repositories_have_immutable_tags_and_scan_on_push(deployed_stack: Any) 
             ecr.get_lifecycle_policy(repositoryName=repository["repositoryName"])["lifecyclePolicyText"]
         )
         assert {"type": "expire"} in [rule["action"] for rule in rules["rules"]]
+
+
+@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+def test_each_repository_lets_lambda_pull_for_its_function_only(
+    deployed_stack: Any, function_key: str
+) -> None:
+    out = deployed_stack.outputs
+    name = out["repository_urls"][function_key].rsplit("/", 1)[-1]
+    policy = deployed_stack.client("ecr").get_repository_policy(repositoryName=name)["policyText"]
+    (statement,) = _statements(policy)
+    function_arn = (
+        f"arn:aws:lambda:{out['region']}:{_account(deployed_stack)}:function:{out['functions'][function_key]}"
+    )
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert sorted(_as_list(statement["Action"])) == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    assert sorted(_as_list(statement["Condition"]["StringLike"]["aws:sourceArn"])) == [
+        function_arn,
+        f"{function_arn}:*",
+    ]
+
+
+@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+def test_each_role_name_carries_the_region_as_iam_names_are_global(
+    deployed_stack: Any, function_key: str
+) -> None:
+    out = deployed_stack.outputs
+    function = deployed_stack.client("lambda").get_function(FunctionName=out["functions"][function_key])
+    role_name = function["Configuration"]["Role"].rsplit("/", 1)[-1]
+    assert role_name == f"{out['functions'][function_key]}-{out['region']}"
+
+
+def test_what_sns_cannot_deliver_goes_to_the_subscriptions_dead_letter_queue(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    sns = deployed_stack.client("sns")
+    sqs = deployed_stack.client("sqs")
+    dlq = out["subscription_dlq"]
+    assert dlq["arn"].endswith(f":{PREFIX}-subscriptions-dlq")
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=out["topic_arn"])["Subscriptions"]
+    assert len(subscriptions) == len(SUBSCRIBED)
+    for subscription in subscriptions:
+        attributes = sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])
+        redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
+        assert redrive == {"deadLetterTargetArn": dlq["arn"]}
+
+    attributes = sqs.get_queue_attributes(QueueUrl=dlq["url"], AttributeNames=["All"])["Attributes"]
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    assert int(attributes["MessageRetentionPeriod"]) == 14 * 24 * 3600
+    allows = [s for s in _statements(attributes["Policy"]) if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    assert allows[0]["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert _as_list(allows[0]["Action"]) == ["sqs:SendMessage"]
+    assert allows[0]["Condition"] == {"ArnEquals": {"aws:SourceArn": out["topic_arn"]}}
+
+
+def test_alarms_watch_the_age_of_each_queue_and_the_topics_failed_deliveries(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    alarms = deployed_stack.client("cloudwatch").describe_alarms(AlarmNamePrefix=PREFIX)["MetricAlarms"]
+    watched = {(a["Namespace"], a["MetricName"], a["Dimensions"][0]["Value"]): a for a in alarms}
+    for key in FUNCTION_KEYS:
+        queue_name = out["queues"][key]["arn"].rsplit(":", 1)[-1]
+        age = watched[("AWS/SQS", "ApproximateAgeOfOldestMessage", queue_name)]
+        # Twice the visibility timeout, at least 15 minutes: 360 s queues get the floor; the part loader's
+        # 1,800 s (six times its 300 s timeout) gets 3,600 s.
+        assert age["Threshold"] == (3600 if key == "part-loader" else 900)
+        assert age["Statistic"] == "Maximum"
+    topic_name = out["topic_arn"].rsplit(":", 1)[-1]
+    failed = watched[("AWS/SNS", "NumberOfNotificationsFailed", topic_name)]
+    assert (failed["Statistic"], failed["Threshold"], failed["ComparisonOperator"]) == (
+        "Sum",
+        0,
+        "GreaterThanThreshold",
+    )
+    dlq_name = out["subscription_dlq"]["arn"].rsplit(":", 1)[-1]
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq_name) in watched
+
+
+def test_the_dashboard_shows_depth_age_dead_letters_and_errors_of_every_function(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    body = deployed_stack.client("cloudwatch").get_dashboard(DashboardName=out["dashboard_name"])[
+        "DashboardBody"
+    ]
+    shown = {
+        (metric[0], metric[1], metric[3])
+        for widget in json.loads(body)["widgets"]
+        for metric in widget["properties"]["metrics"]
+    }
+    for key in FUNCTION_KEYS:
+        queue = out["queues"][key]
+        queue_name, dlq_name = queue["arn"].rsplit(":", 1)[-1], queue["dlq_arn"].rsplit(":", 1)[-1]
+        assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue_name) in shown
+        assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", queue_name) in shown
+        assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq_name) in shown
+        assert ("AWS/Lambda", "Errors", out["functions"][key]) in shown
+    subscription_dlq = out["subscription_dlq"]["arn"].rsplit(":", 1)[-1]
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", subscription_dlq) in shown
 
 
 def test_alarms_watch_function_errors_and_dead_letter_depth(deployed_stack: Any) -> None:
@@ -370,6 +469,16 @@ def test_alarms_watch_function_errors_and_dead_letter_depth(deployed_stack: Any)
         ({"lambda_architecture": "sparc"}, "x86_64 or arm64"),
         ({"image_digests": {"datalake-loader": "sha256:abc"}}, "sha256:<64"),
         ({"bucket_name_suffix": "Not_Valid"}, "bucket_name_suffix"),
+        # S3 refuses these bucket names, and would only at CreateBucket, halfway through an apply.
+        ({"project": "xn--pipeline"}, "S3 refuses bucket names starting with xn--"),
+        ({"project": "sthree"}, "S3 refuses bucket names starting with xn--, sthree-"),
+        ({"bucket_name_suffix": "mine-s3alias"}, "must not end with -s3alias"),
+        ({"bucket_name_suffix": "mine--ol-s3"}, "must not end with -s3alias, --ol-s3"),
+        # S3, SQS, SNS, DynamoDB and Logs take only a key of their own region.
+        (
+            {"kms_key_arn": "arn:aws:kms:eu-west-3:123456789012:key/00000000-0000-0000-0000-000000000000"},
+            "key of region eu-west-3",
+        ),
     ],
 )
 def test_wrong_values_are_refused_before_anything_is_deployed(
@@ -378,6 +487,71 @@ def test_wrong_values_are_refused_before_anything_is_deployed(
     with pytest.raises(TerraformError) as refused:
         deployed_stack.terraform.plan({**deployed_stack.variables, **overrides}, refresh=False)
     assert message in " ".join(refused.value.output.split())
+
+
+def test_log_retention_of_zero_keeps_logs_forever_as_cloudwatch_allows(deployed_stack: Any) -> None:
+    assert deployed_stack.terraform.plan({**deployed_stack.variables, "log_retention_days": 0}, refresh=False)
+    changes = re.findall(r"retention_in_days\s+= 30 -> 0", deployed_stack.terraform.last_output)
+    assert len(changes) == len(FUNCTION_KEYS)
+
+
+def _planned(terraform: Terraform, variables: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """What a plan would leave each resource as (address -> the planned attributes)."""
+    terraform.plan(variables, refresh=False, out=path)
+    return {
+        change["address"]: change["change"]["after"] or {}
+        for change in terraform.show_json(path)["resource_changes"]
+    }
+
+
+def test_a_kms_key_encrypts_the_table_and_none_means_the_aws_owned_key(
+    deployed_stack: Any, tmp_path: Path
+) -> None:
+    region, account = deployed_stack.outputs["region"], _account(deployed_stack)
+    key = f"arn:aws:kms:{region}:{account}:key/00000000-0000-0000-0000-000000000000"
+    with_key = _planned(
+        deployed_stack.terraform, {**deployed_stack.variables, "kms_key_arn": key}, tmp_path / "p"
+    )
+    assert with_key["module.table.aws_dynamodb_table.this"]["server_side_encryption"] == [
+        {"enabled": True, "kms_key_arn": key}
+    ]
+    default = _planned(deployed_stack.terraform, deployed_stack.variables, tmp_path / "q")
+    # The AWS owned key: no KMS key, no KMS request billed (the provider keeps no block for it once applied).
+    encryption = default["module.table.aws_dynamodb_table.this"]["server_side_encryption"]
+    assert not any(block["enabled"] or block["kms_key_arn"] for block in encryption), encryption
+
+
+def test_every_alarm_notifies_the_alarm_actions(deployed_stack: Any, tmp_path: Path) -> None:
+    on_call = f"arn:aws:sns:{deployed_stack.outputs['region']}:{_account(deployed_stack)}:on-call"
+    planned = _planned(
+        deployed_stack.terraform, {**deployed_stack.variables, "alarm_actions": [on_call]}, tmp_path / "p"
+    )
+    alarms = {
+        address: after for address, after in planned.items() if ".aws_cloudwatch_metric_alarm." in address
+    }
+    # Per function: errors, dead letters, age of the oldest message; for the topic: failed deliveries and the
+    # subscriptions' dead-letter queue.
+    assert len(alarms) == 3 * len(FUNCTION_KEYS) + 2
+    for address, alarm in alarms.items():
+        assert alarm["alarm_actions"] == [on_call], address
+        assert alarm["ok_actions"] == [on_call], address
+
+
+def test_the_quota_check_reads_what_the_plan_would_deploy(deployed_stack: Any, tmp_path: Path) -> None:
+    """`make plan` and `make deploy` feed the saved plan to pipeline_toolkit.quotas: on AWS the mappings are
+    enabled (managed_sqs_polling), 5 concurrent invocations each, which a new account's 10 do not hold."""
+    variables = {**deployed_stack.variables, "managed_sqs_polling": True}
+    deployed_stack.terraform.plan(variables, refresh=False, out=tmp_path / "plan")
+    plan = deployed_stack.terraform.show_json(tmp_path / "plan")
+    sizing = quotas.sizing_from_plan(plan)
+    assert {f.name for f in sizing} == set(deployed_stack.outputs["functions"].values())
+    assert {(f.memory_mb, f.maximum_concurrency) for f in sizing} == {(512, 5)}
+    new_account = quotas.LambdaLimits(concurrent_executions=10, unreserved_concurrent_executions=10)
+    (warning,) = quotas.quota_warnings(sizing, new_account)
+    assert f"may run {5 * len(FUNCTION_KEYS)} invocations at once" in warning
+    # The emulator has no GetAccountSettings: the check says it checked nothing rather than failing the plan.
+    (unchecked,) = quotas.check_plan(plan, deployed_stack.client("lambda"))
+    assert "quotas not checked" in unchecked
 
 
 def test_plan_right_after_apply_shows_no_changes(deployed_stack: Any) -> None:

@@ -134,3 +134,50 @@ def test_a_scan_while_other_threads_write_does_not_fail(clients: Clients) -> Non
     finally:
         stop.set()
         thread.join()
+
+
+def test_user_metadata_over_2_kb_is_refused_like_aws_refuses_it(clients: Clients) -> None:
+    bucket = f"limits-{uuid.uuid4().hex[:8]}"
+    clients.s3.create_bucket(Bucket=bucket)
+    # 2,048 bytes of names (without x-amz-meta-) and values: the most AWS accepts.
+    clients.s3.put_object(Bucket=bucket, Key="fits", Body=b"x", Metadata={"k": "v" * 2047})
+
+    with pytest.raises(ClientError, match="MetadataTooLarge"):
+        clients.s3.put_object(Bucket=bucket, Key="over", Body=b"x", Metadata={"k": "v" * 2048})
+    with pytest.raises(ClientError, match="MetadataTooLarge"):
+        clients.s3.copy_object(
+            Bucket=bucket,
+            Key="copy",
+            CopySource={"Bucket": bucket, "Key": "fits"},
+            Metadata={"a": "v" * 1024, "b": "v" * 1024},
+            MetadataDirective="REPLACE",
+        )
+
+
+def test_keys_over_1024_bytes_are_refused_like_aws_refuses_them(clients: Clients) -> None:
+    bucket = f"limits-{uuid.uuid4().hex[:8]}"
+    clients.s3.create_bucket(Bucket=bucket)
+    longest = "用" * 341 + "x"  # 1,024 bytes
+    clients.s3.put_object(Bucket=bucket, Key=longest, Body=b"x")
+
+    with pytest.raises(ClientError, match="KeyTooLongError"):
+        clients.s3.put_object(Bucket=bucket, Key=longest + "x", Body=b"x")
+    with pytest.raises(ClientError, match="KeyTooLongError"):
+        clients.s3.copy_object(
+            Bucket=bucket, Key=longest + "x", CopySource={"Bucket": bucket, "Key": longest}
+        )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["xn--pipeline-dev", "sthree-pipeline", "amzn-s3-demo-x", "pipeline-s3alias", "pipeline--ol-s3", "a..b"],
+)
+def test_bucket_names_aws_refuses_are_refused(clients: Clients, name: str) -> None:
+    assert moto_compat.bucket_name_problem(name) is not None
+    with pytest.raises(ClientError, match="InvalidBucketName"):
+        clients.s3.create_bucket(Bucket=name)
+
+
+def test_bucket_names_aws_accepts_are_accepted() -> None:
+    for name in ("pipeline-dev-landing", "pipeline-dev-landing-123456789012-eu-west-1", "a.b-c"):
+        assert moto_compat.bucket_name_problem(name) is None

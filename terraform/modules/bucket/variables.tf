@@ -4,7 +4,7 @@ variable "name" {
 
   validation {
     condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.name)) && !can(regex("\\.\\.", var.name))
-    error_message = "A bucket name is 3-63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit."
+    error_message = "A bucket name is 3-63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit; ${var.name} has ${length(var.name)}. (In the root stack: shorten project, environment or bucket_name_suffix.)"
   }
 }
 

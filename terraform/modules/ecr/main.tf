@@ -1,5 +1,5 @@
-# An ECR repository for one function's image: immutable tags, scan on push, and a lifecycle policy that keeps
-# the last N images.
+# An ECR repository for one function's image: immutable tags, scan on push, a lifecycle policy that keeps the
+# last N images, and a repository policy that lets Lambda pull for the functions named.
 
 resource "aws_ecr_repository" "this" {
   name                 = var.name
@@ -46,4 +46,35 @@ resource "aws_ecr_lifecycle_policy" "this" {
       },
     ]
   })
+}
+
+# Without this statement Lambda adds one itself at CreateFunction, but only if the deploying principal may get
+# and set repository policies; otherwise CreateFunction fails ("Lambda does not have permission to access the
+# ECR image"). Declared here, the pull does not depend on who deploys. Scoped to the functions' ARNs (the
+# unqualified ARN and any version or alias), built from names so the repository needs no function to exist.
+data "aws_iam_policy_document" "lambda_pull" {
+  count = length(var.lambda_function_arns) == 0 ? 0 : 1
+
+  statement {
+    sid     = "LambdaECRImageRetrievalPolicy"
+    actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringLike"
+      variable = "aws:sourceArn"
+      values   = flatten([for arn in var.lambda_function_arns : [arn, "${arn}:*"]])
+    }
+  }
+}
+
+resource "aws_ecr_repository_policy" "lambda_pull" {
+  count = length(var.lambda_function_arns) == 0 ? 0 : 1
+
+  repository = aws_ecr_repository.this.name
+  policy     = data.aws_iam_policy_document.lambda_pull[0].json
 }

@@ -17,3 +17,8 @@ output "registry_id" {
   description = "Account id of the registry holding the repository."
   value       = aws_ecr_repository.this.registry_id
 }
+
+output "policy_text" {
+  description = "The repository policy letting Lambda pull for lambda_function_arns, or null without them."
+  value       = one(aws_ecr_repository_policy.lambda_pull[*].policy)
+}

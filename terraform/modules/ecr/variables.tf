@@ -47,6 +47,17 @@ variable "kms_key_arn" {
   }
 }
 
+variable "lambda_function_arns" {
+  description = "Unqualified ARNs of the Lambda functions that run this repository's images: the repository policy lets lambda.amazonaws.com pull for them (and their versions and aliases) only. Empty: no repository policy."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.lambda_function_arns : can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}$", arn))])
+    error_message = "lambda_function_arns must be unqualified Lambda function ARNs (arn:aws:lambda:<region>:<account>:function:<name>)."
+  }
+}
+
 variable "tags" {
   description = "Tags for the repository (on top of the provider's default tags)."
   type        = map(string)

@@ -1,5 +1,6 @@
 # S3 event fan-out: the source bucket publishes to one SNS topic, which delivers to one SQS queue per consumer.
-# Each queue has a dead-letter queue, and only the topic may send to it.
+# Each queue has a dead-letter queue, and only the topic may send to it. A delivery SNS gives up on (a queue
+# policy or a KMS key policy that refuses it) goes to the subscriptions' dead-letter queue instead of nowhere.
 #
 # Queue policies are inline (`policy` on aws_sqs_queue) rather than separate aws_sqs_queue_policy resources:
 # each SQS resource makes the provider wait for its attributes to propagate, so fewer resources deploy faster.
@@ -24,6 +25,14 @@ locals {
       dlq_arn  = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${var.queue_name_prefix}-${key}-dlq"
     })
   }
+  subscribed = { for key, queue in local.queues : key => queue if queue.subscribe }
+
+  # One dead-letter queue for every subscription, not one each: what makes SNS give up (a queue or key policy
+  # that refuses it) is the stack's, not a consumer's, and usually strikes every subscription at once; the
+  # recovery is the same for all (fix the policy, then replay the announced versions: both consumers are
+  # idempotent); and each SQS queue costs a creation wait and an alarm.
+  subscription_dlq_name = "${var.queue_name_prefix}-subscriptions-dlq"
+  subscription_dlq_arn  = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${var.queue_name_prefix}-subscriptions-dlq"
 }
 
 data "aws_iam_policy_document" "topic" {
@@ -126,6 +135,57 @@ data "aws_iam_policy_document" "dead_letter_queue" {
   }
 }
 
+data "aws_iam_policy_document" "subscription_dead_letter_queue" {
+  count = length(local.subscribed) == 0 ? 0 : 1
+
+  statement {
+    sid       = "AllowTopicToDeadLetter"
+    actions   = ["sqs:SendMessage"]
+    resources = [local.subscription_dlq_arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sns.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [local.topic_arn]
+    }
+  }
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [local.subscription_dlq_arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue" "subscription_dead_letter" {
+  count = length(local.subscribed) == 0 ? 0 : 1
+
+  name                      = local.subscription_dlq_name
+  message_retention_seconds = var.subscription_dlq_message_retention_seconds
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
+  kms_master_key_id         = var.kms_key_arn
+  policy                    = data.aws_iam_policy_document.subscription_dead_letter_queue[0].json
+
+  tags = var.tags
+}
+
 resource "aws_sqs_queue" "dead_letter" {
   for_each = local.queues
 
@@ -163,12 +223,15 @@ resource "aws_sqs_queue" "this" {
 }
 
 resource "aws_sns_topic_subscription" "this" {
-  for_each = { for key, queue in local.queues : key => queue if queue.subscribe }
+  for_each = local.subscribed
 
   topic_arn            = aws_sns_topic.this.arn
   protocol             = "sqs"
   endpoint             = aws_sqs_queue.this[each.key].arn
   raw_message_delivery = var.raw_message_delivery
+
+  # Once SNS has given up on a delivery (after its retries), the message goes here rather than being dropped.
+  redrive_policy = jsonencode({ deadLetterTargetArn = aws_sqs_queue.subscription_dead_letter[0].arn })
 }
 
 resource "aws_s3_bucket_notification" "this" {

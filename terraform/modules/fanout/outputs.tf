@@ -28,3 +28,12 @@ output "subscription_arns" {
   value       = { for key, sub in aws_sns_topic_subscription.this : key => sub.arn }
 }
 
+
+output "subscription_dlq" {
+  description = "The subscriptions' dead-letter queue (name, url, arn), where SNS puts what it could not deliver to a queue; null when no queue is subscribed."
+  value = length(aws_sqs_queue.subscription_dead_letter) == 0 ? null : {
+    name = aws_sqs_queue.subscription_dead_letter[0].name
+    url  = aws_sqs_queue.subscription_dead_letter[0].url
+    arn  = aws_sqs_queue.subscription_dead_letter[0].arn
+  }
+}

@@ -105,6 +105,17 @@ variable "consumers" {
   }
 }
 
+variable "subscription_dlq_message_retention_seconds" {
+  description = "How long the subscriptions' dead-letter queue keeps a message SNS could not deliver (60 s - 14 days)."
+  type        = number
+  default     = 1209600
+
+  validation {
+    condition     = var.subscription_dlq_message_retention_seconds >= 60 && var.subscription_dlq_message_retention_seconds <= 1209600
+    error_message = "subscription_dlq_message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
+}
+
 variable "raw_message_delivery" {
   description = "Deliver the S3 event JSON itself as the SQS message body (true), instead of wrapping it in an SNS notification envelope (false)."
   type        = bool

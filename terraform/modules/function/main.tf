@@ -1,5 +1,18 @@
 # One Lambda function from a container image, consuming one SQS queue: its own IAM role (least privilege), its
-# log group, the SQS event source mapping, and alarms on function errors and dead-letter queue depth.
+# log group, the SQS event source mapping, and alarms on function errors, dead-letter queue depth and the age of
+# the queue's oldest message.
+
+data "aws_region" "current" {}
+
+locals {
+  # IAM is global and a function name is only regional: the role carries the region, so the same stack can be
+  # deployed to a second region of the account without a name collision.
+  role_name  = "${var.name}-${data.aws_region.current.name}"
+  queue_name = element(split(":", var.queue_arn), 5)
+  # A message this old waited that long for a consumer, or failed twice: twice the visibility timeout, and never
+  # under 15 minutes, unless set.
+  oldest_message_alarm_seconds = coalesce(var.oldest_message_alarm_seconds, max(900, 2 * var.queue_visibility_timeout_seconds))
+}
 
 data "aws_iam_policy_document" "assume_role" {
   statement {
@@ -13,10 +26,17 @@ data "aws_iam_policy_document" "assume_role" {
 }
 
 resource "aws_iam_role" "this" {
-  name               = "${var.name}-role"
+  name               = local.role_name
   description        = "Execution role of the ${var.name} function."
   assume_role_policy = data.aws_iam_policy_document.assume_role.json
   tags               = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(local.role_name) <= 64
+      error_message = "The role name ${local.role_name} is ${length(local.role_name)} characters; IAM allows 64: shorten the function name."
+    }
+  }
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -185,6 +205,23 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   period              = 300
   evaluation_periods  = 1
   threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "oldest_message" {
+  alarm_name          = "${var.name}-oldest-message"
+  alarm_description   = "A message has waited more than ${local.oldest_message_alarm_seconds} s in ${local.queue_name}: the ${var.name} function is not keeping up, is throttled, keeps failing, or its event source mapping is disabled."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = local.queue_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = local.oldest_message_alarm_seconds
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = var.alarm_actions

@@ -29,9 +29,10 @@ output "event_source_mapping_uuid" {
 }
 
 output "alarm_arns" {
-  description = "ARNs of the alarms: errors and dead_letters."
+  description = "ARNs of the alarms: errors, dead_letters and oldest_message."
   value = {
-    errors       = aws_cloudwatch_metric_alarm.errors.arn
-    dead_letters = aws_cloudwatch_metric_alarm.dead_letters.arn
+    errors         = aws_cloudwatch_metric_alarm.errors.arn
+    dead_letters   = aws_cloudwatch_metric_alarm.dead_letters.arn
+    oldest_message = aws_cloudwatch_metric_alarm.oldest_message.arn
   }
 }

@@ -1,10 +1,10 @@
 variable "name" {
-  description = "Name of the function. Its role is `<name>-role` and its log group `/aws/lambda/<name>`."
+  description = "Name of the function. Its role is `<name>-<region>` (IAM names are global) and its log group `/aws/lambda/<name>`."
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,59}$", var.name))
-    error_message = "name must be 1-59 letters, digits, hyphens or underscores (59 leaves room for the role's -role suffix)."
+    condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", var.name))
+    error_message = "name must be 1-64 letters, digits, hyphens or underscores (and leave room for -<region> in the role name's 64)."
   }
 }
 
@@ -104,6 +104,17 @@ variable "queue_visibility_timeout_seconds" {
   validation {
     condition     = var.queue_visibility_timeout_seconds >= 6 * var.timeout + var.maximum_batching_window_in_seconds && var.queue_visibility_timeout_seconds <= 43200
     error_message = "queue_visibility_timeout_seconds must be at least 6 x timeout + maximum_batching_window_in_seconds (so a message is not redelivered while its batch is still being retried) and at most 43200."
+  }
+}
+
+variable "oldest_message_alarm_seconds" {
+  description = "The alarm on the queue's ApproximateAgeOfOldestMessage fires above this many seconds. Null: twice the queue's visibility timeout, at least 900 (a message that old waited for a consumer, or failed twice)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.oldest_message_alarm_seconds == null || try(var.oldest_message_alarm_seconds >= 60 && var.oldest_message_alarm_seconds <= 1209600, false)
+    error_message = "oldest_message_alarm_seconds must be between 60 and 1209600 (14 days), or null."
   }
 }
 

@@ -21,7 +21,7 @@ variable "point_in_time_recovery" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of a customer managed KMS key encrypting the table. Null: the AWS managed key for DynamoDB (aws/dynamodb)."
+  description = "ARN of a customer managed KMS key encrypting the table. Null: the AWS owned key (encrypted at rest, no KMS cost)."
   type        = string
   default     = null
 
@@ -29,6 +29,12 @@ variable "kms_key_arn" {
     condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
     error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:...), or null."
   }
+}
+
+variable "email_index" {
+  description = "Add the `email-index` global secondary index (hash key `email`, KEYS_ONLY: a look-up gets the user_id, then reads the item). Off by default: every write to the table is also a write to the index, so keep it only where something queries it."
+  type        = bool
+  default     = false
 }
 
 variable "tags" {

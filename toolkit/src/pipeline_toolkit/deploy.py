@@ -17,6 +17,10 @@ commands), and :mod:`pipeline_toolkit.localstack`, which deploys to LocalStack t
   images pushed as a manifest list, which is what attestations turn a single image into. Without buildx,
   BuildKit through the engine (``DOCKER_BUILDKIT=1 docker build --platform …``), which adds no attestations.
 
+Before it applies, ``deploy`` (and ``plan``, after its plan) compares what the plan would deploy with the
+account's Lambda quotas, which AWS lowers for new accounts, and warns when the functions' concurrency or
+memory would not fit (:mod:`pipeline_toolkit.quotas`).
+
 Terraform runs through the toolkit's one wrapper, :class:`pipeline_toolkit.terraform.Terraform` (providers
 from ``TF_PLUGIN_MIRROR`` when set). Refuses, with a message that says what to do, when Docker or AWS
 credentials are missing.
@@ -32,6 +36,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +47,12 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from pipeline_toolkit.imagefiles import ARCHITECTURES, dockerfile_path, image_tag
 from pipeline_toolkit.project import ProjectError, load_functions, project_dir
+from pipeline_toolkit.quotas import check_plan
 from pipeline_toolkit.terraform import Terraform, TerraformError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sts import STSClient
 
 LOCAL_IMAGE = "s3-ingest-pipeline/lambda"  # the local image name: s3-ingest-pipeline/lambda:<tag>
@@ -517,6 +524,37 @@ def cmd_push(settings: Settings, _: argparse.Namespace) -> None:
     say(f"digests recorded in {record_digests(settings, release).relative_to(settings.root)}")
 
 
+# --- quotas -------------------------------------------------------------------------------------------
+
+
+def lambda_client(settings: Settings) -> LambdaClient:
+    client: LambdaClient = aws_session(settings).client(
+        "lambda", endpoint_url=endpoint_url(settings, "lambda")
+    )
+    return client
+
+
+def warn_about_quotas(settings: Settings, tf: Terraform, plan: Path) -> list[str]:
+    """Say what of the saved ``plan`` would not fit the account's Lambda quotas; the warnings said."""
+    warnings = check_plan(
+        tf.show_json(plan), lambda_client(settings), aws_session(settings).region_name or ""
+    )
+    for warning in warnings:
+        say(f"warning: {warning}")
+    if not warnings:
+        say("the account's Lambda quotas hold the planned functions' concurrency and memory")
+    return warnings
+
+
+def check_quotas_before_apply(settings: Settings, tf: Terraform, variables: Mapping[str, Any]) -> list[str]:
+    """A quiet plan of ``variables`` (no refresh: only the sizing matters), checked against the quotas."""
+    quiet = Terraform(tf.workdir, data_dir=tf.data_dir, state=tf.state, env=tf.env, binary=tf.binary)
+    with tempfile.TemporaryDirectory(prefix="pipeline-plan-") as scratch:
+        plan = Path(scratch) / "quotas.tfplan"
+        quiet.plan(variables, refresh=False, out=plan)
+        return warn_about_quotas(settings, quiet, plan)
+
+
 def cmd_plan(settings: Settings, _: argparse.Namespace) -> None:
     preflight(settings, docker=False, aws=True)
     tag = content_tag(settings)
@@ -524,13 +562,20 @@ def cmd_plan(settings: Settings, _: argparse.Namespace) -> None:
     urls = repository_urls(tf)
     if not urls:
         say("note: no ECR repositories yet; `make deploy` creates them first, then builds and pushes")
-    changes = tf.plan(release_variables(settings.arch, tag, current_digests(settings, urls, tag)))
+    with tempfile.TemporaryDirectory(prefix="pipeline-plan-") as scratch:
+        plan = Path(scratch) / "review.tfplan"
+        changes = tf.plan(
+            release_variables(settings.arch, tag, current_digests(settings, urls, tag)), out=plan
+        )
+        warn_about_quotas(settings, tf, plan)
     say("the plan above would change the stack" if changes else "no changes: the stack is up to date")
 
 
 def cmd_deploy(settings: Settings, _: argparse.Namespace) -> None:
     preflight(settings, docker=True, aws=True)
     tf = terraform_init(settings)
+    # Before anything is created: a new account's quotas are the likeliest surprise of a first deploy.
+    check_quotas_before_apply(settings, tf, release_variables(settings.arch, content_tag(settings), {}))
     release = publish(settings, tf)
     record_digests(settings, release)
     tf.apply(release.variables, auto_approve=settings.auto_approve)

@@ -24,6 +24,17 @@ first, and the writes are applied only if none failed.
 
 **Scans during writes.** moto's Scan iterates the table's item dict unguarded; a write from another request
 thread makes it fail with a 500. This patch scans a snapshot.
+**S3 limits.** moto stores any object key and any amount of user metadata; AWS refuses a key over 1,024
+bytes (400 ``KeyTooLongError``) and user metadata whose names and values add up to more than 2 KB in UTF-8
+(400 ``MetadataTooLarge``), so a lake copy of a long key can fail on AWS only. This patch refuses both, on
+PutObject, CopyObject, multipart uploads and POST uploads. Metadata names are counted without their
+``x-amz-meta-`` prefix, as AWS documents it.
+
+**Bucket names.** moto checks only a bucket name's length; AWS also refuses characters other than lowercase
+letters, digits, dots and hyphens, names that do not start and end with a letter or digit, ``..``, IP
+addresses, the reserved prefixes ``xn--``, ``sthree-``, ``amzn-s3-demo-`` and the reserved suffixes
+``-s3alias``, ``--ol-s3``, ``.mrap``, ``--x-s3``, ``--table-s3`` (400 ``InvalidBucketName``). This patch
+applies those rules to CreateBucket.
 
 **Redrive policies.** moto returns a queue's ``RedrivePolicy`` attribute as ``json.dumps(...)`` with spaces;
 AWS returns compact JSON. The Terraform AWS provider compares the string as is, so without this every plan
@@ -35,6 +46,7 @@ patch returns it as it was set.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from moto.dynamodb.comparisons import get_filter_expression
@@ -47,8 +59,9 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.iam.access_control import IAMPolicy, PermissionResult
-from moto.s3.exceptions import PreconditionFailed
-from moto.s3.models import FakeBucket
+from moto.s3 import responses as s3_responses
+from moto.s3.exceptions import InvalidBucketName, PreconditionFailed, S3ClientError
+from moto.s3.models import FakeBucket, S3Backend
 from moto.s3.responses import S3Response
 from moto.sqs.models import Queue
 
@@ -57,6 +70,65 @@ _REDRIVE_PATCHED_ATTRIBUTE = "_pipeline_compact_redrive_policy"
 _COPY_PATCHED_ATTRIBUTE = "_pipeline_conditional_copy"
 _TRANSACTION_PATCHED_ATTRIBUTE = "_pipeline_transactions_without_copies"
 _SCAN_PATCHED_ATTRIBUTE = "_pipeline_scans_snapshot"
+_LIMITS_PATCHED_ATTRIBUTE = "_pipeline_s3_limits"
+_BUCKET_NAMES_PATCHED_ATTRIBUTE = "_pipeline_bucket_name_rules"
+
+#: AWS's limits on an object key and on its user metadata (UTF-8 bytes).
+MAX_KEY_BYTES = 1024
+MAX_USER_METADATA_BYTES = 2048
+_META_PREFIX = "x-amz-meta-"
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+class KeyTooLongError(S3ClientError):
+    def __init__(self) -> None:
+        super().__init__("KeyTooLongError", "Your key is too long")
+
+
+class MetadataTooLargeError(S3ClientError):
+    def __init__(self) -> None:
+        super().__init__(
+            "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size."
+        )
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why AWS would refuse ``name`` for a general purpose bucket, or None when it would accept it."""
+    if not _BUCKET_NAME.match(name):
+        return "3-63 lowercase letters, digits, dots or hyphens, starting and ending with a letter or digit"
+    if ".." in name:
+        return "two adjacent dots"
+    if _IP_ADDRESS.match(name):
+        return "formatted as an IP address"
+    prefix = next((p for p in RESERVED_BUCKET_PREFIXES if name.startswith(p)), None)
+    if prefix:
+        return f"the reserved prefix {prefix}"
+    suffix = next((s for s in RESERVED_BUCKET_SUFFIXES if name.endswith(s)), None)
+    if suffix:
+        return f"the reserved suffix {suffix}"
+    return None
+
+
+def _header_bytes(value: Any) -> int:
+    text = str(value)
+    try:
+        # A header value arrives decoded as Latin-1 by the HTTP server: these are its bytes on the wire.
+        return len(text.encode("latin-1"))
+    except UnicodeEncodeError:
+        return len(text.encode())
+
+
+def user_metadata_size(metadata: Any) -> int:
+    """User metadata as AWS counts it: the bytes of every name (without ``x-amz-meta-``) and value."""
+    return sum(
+        _header_bytes(name[len(_META_PREFIX) :]) + _header_bytes(value)
+        for name, value in metadata.items()
+        if str(name).lower().startswith(_META_PREFIX)
+    )
 
 
 def statements_without_conditions(policy: str) -> str:
@@ -75,6 +147,8 @@ def apply() -> None:
     _compact_redrive_policy()
     _conditional_copy_like_aws()
     _transactions_without_table_copies()
+    _s3_key_and_metadata_limits()
+    _bucket_name_rules()
     _scans_while_writing()
 
 
@@ -213,3 +287,41 @@ def _transactions_without_table_copies() -> None:
 
     setattr(DynamoDBBackend, "transact_write_items", transact_write_items)  # noqa: B010 - patching moto
     setattr(DynamoDBBackend, _TRANSACTION_PATCHED_ATTRIBUTE, True)
+
+
+def _s3_key_and_metadata_limits() -> None:
+    if getattr(S3Backend, _LIMITS_PATCHED_ATTRIBUTE, False):
+        return
+    # moto's responses call the name they imported from moto.s3.utils: wrap that one.
+    original_metadata = getattr(s3_responses, "metadata_from_headers")  # noqa: B009 - not re-exported
+    original_put = S3Backend.put_object
+
+    def metadata_from_headers(headers: Any) -> Any:
+        metadata = original_metadata(headers)
+        if user_metadata_size(metadata) > MAX_USER_METADATA_BYTES:
+            raise MetadataTooLargeError()
+        return metadata
+
+    # CopyObject and CompleteMultipartUpload store their object through put_object too.
+    def put_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        if len(key_name.encode()) > MAX_KEY_BYTES:
+            raise KeyTooLongError()
+        return original_put(self, bucket_name, key_name, *args, **kwargs)
+
+    setattr(s3_responses, "metadata_from_headers", metadata_from_headers)  # noqa: B010 - patching moto
+    setattr(S3Backend, "put_object", put_object)  # noqa: B010 - patching a method of moto's class
+    setattr(S3Backend, _LIMITS_PATCHED_ATTRIBUTE, True)
+
+
+def _bucket_name_rules() -> None:
+    if getattr(S3Backend, _BUCKET_NAMES_PATCHED_ATTRIBUTE, False):
+        return
+    original = S3Backend.create_bucket
+
+    def create_bucket(self: Any, bucket_name: str, *args: Any, **kwargs: Any) -> Any:
+        if bucket_name_problem(bucket_name) is not None:
+            raise InvalidBucketName()
+        return original(self, bucket_name, *args, **kwargs)
+
+    setattr(S3Backend, "create_bucket", create_bucket)  # noqa: B010 - patching a method of moto's class
+    setattr(S3Backend, _BUCKET_NAMES_PATCHED_ATTRIBUTE, True)

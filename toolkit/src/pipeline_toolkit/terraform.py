@@ -36,11 +36,13 @@ PLUGIN_MIRROR_ENV = "TF_PLUGIN_MIRROR"
 
 #: Root variables for the embedded target (moto's server in a child process). ``managed_sqs_polling`` is
 #: the one local-only switch: the SQS event source mappings are created disabled and the local runtime
-#: polls the queues. The other two only make the throw-away stack destroyable.
+#: polls the queues. The next two only make the throw-away stack destroyable; bucket names need no
+#: account-and-region suffix in an emulator of one's own (``pipeline-dev-landing``).
 EMBEDDED_VARIABLES: Mapping[str, Any] = {
     "managed_sqs_polling": False,
     "table_deletion_protection": False,
     "force_destroy": True,
+    "bucket_name_suffix": "",
     # Small parts, so that files of a few MB already take the parts path (and each part fits the local
     # functions' 5 s timeout at the emulator's write rate).
     "part_bytes": 256 << 10,
@@ -181,19 +183,35 @@ class Terraform:
             args.insert(1, "-auto-approve")
         self._run_with_variables(args, variables, interactive=not auto_approve)
 
-    def plan(self, variables: Mapping[str, Any] | None = None, *, refresh: bool = True) -> bool:
+    def plan(
+        self,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        refresh: bool = True,
+        out: Path | None = None,
+        targets: Sequence[str] = (),
+    ) -> bool:
         """``terraform plan -detailed-exitcode``: True when applying would change something. The plan itself
         is in ``last_output``. ``refresh=False`` skips reading the deployed resources (quicker, e.g. to check
-        that variables are accepted)."""
-        args = ["plan", "-detailed-exitcode", "-input=false", "-no-color"]
+        that variables are accepted); ``out`` saves the plan there (read it with :meth:`show_json`);
+        ``targets`` plans those addresses alone (``-target``)."""
+        args = ["plan", "-detailed-exitcode", "-input=false", "-no-color", *(f"-target={t}" for t in targets)]
         if not refresh:
             args.append("-refresh=false")
+        if out is not None:
+            args.append(f"-out={out}")
         result = self._run_with_variables(
             args,
             variables,
             ok_codes=(_PLAN_NO_CHANGES, _PLAN_HAS_CHANGES),
         )
         return result.returncode == _PLAN_HAS_CHANGES
+
+    def show_json(self, plan: Path) -> dict[str, Any]:
+        """``terraform show -json`` of a saved plan: its ``resource_changes``, ``planned_values``..."""
+        result = self._run(["show", "-json", "-no-color", str(plan)], capture=True)
+        shown: dict[str, Any] = json.loads(result.stdout)
+        return shown
 
     def outputs(self) -> dict[str, Any]:
         """The root module's outputs, as plain values (``terraform output -json``, unwrapped)."""
@@ -204,9 +222,10 @@ class Terraform:
         raw: dict[str, dict[str, Any]] = json.loads(result.stdout or "{}")
         return {name: entry["value"] for name, entry in raw.items()}
 
-    def destroy(self, variables: Mapping[str, Any] | None = None) -> None:
-        """``terraform destroy -auto-approve`` with these root variables."""
-        self._run_with_variables(["destroy", "-auto-approve", "-input=false", "-no-color"], variables)
+    def destroy(self, variables: Mapping[str, Any] | None = None, *, targets: Sequence[str] = ()) -> None:
+        """``terraform destroy -auto-approve`` with these root variables, of ``targets`` alone when given."""
+        args = ["destroy", "-auto-approve", "-input=false", "-no-color", *(f"-target={t}" for t in targets)]
+        self._run_with_variables(args, variables)
 
     # --- plumbing -----------------------------------------------------------------------------------------
 
