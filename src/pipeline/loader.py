@@ -48,6 +48,37 @@ class Interrupted(OutOfTime):
         self.progress = progress
 
 
+# Before anything is measured, a record is assumed to take this long to validate and write: pessimistic, so
+# that a first batch fits a short invocation on a slow emulator; a real one is a fraction of it.
+INITIAL_MS_PER_RECORD = 4.0
+MIN_BATCH = 25  # one BatchWriteItem
+
+
+class Pace:
+    """Batch sizes that fit the time left: each batch is to take at most a quarter of it, at the rate the
+    last batch went (validation and writes). A slow target gets small batches, and a load always progresses
+    between checkpoints instead of running into its timeout."""
+
+    def __init__(self, budget: Budget, most: int) -> None:
+        self.budget = budget
+        self.most = most
+        self.ms_per_record = INITIAL_MS_PER_RECORD
+        self.size = most
+
+    def next_size(self) -> int:
+        available = self.budget.remaining_ms() - self.budget.margin_ms
+        self.size = max(MIN_BATCH, min(self.most, int(available / (4 * self.ms_per_record))))
+        return self.size
+
+    def reserve_ms(self) -> int:
+        """Time to keep for the batch in hand: twice what it should take (write latency varies)."""
+        return int(2 * self.size * self.ms_per_record)
+
+    def record(self, records: int, elapsed_ms: float) -> None:
+        if records:
+            self.ms_per_record = max(elapsed_ms / records, 0.001)
+
+
 def load_file(
     s3: S3Client,
     writer: TableWriter,
@@ -98,10 +129,11 @@ def load_stream(
     rejects = RejectsWriter(ref, rejects_at)
     written = WriteResult()
     read = 0
-    longest_batch_ms = 0
+    pace = Pace(budget, batch_size) if budget is not None else None
     error: str | None = None
     quarantined: str | None = None
     try:
+        started = time.monotonic()
         for batch in iter_validated_batches(
             body,
             schema=dataset.schema,
@@ -109,21 +141,22 @@ def load_stream(
             fmt=fmt,
             gzipped=gzipped,
             delimiter=dataset.delimiter,
-            batch_size=batch_size,
+            batch_size=pace.next_size if pace is not None else batch_size,
             line_offset=line_offset,
             skip_records=skip_records,
         ):
-            if budget is not None:
-                # Stop between batches, never mid-write (the writes so far are idempotent), and only start a
-                # batch when there is time for two as long as the longest so far: write latency varies.
-                budget.check(reserve_ms=2 * longest_batch_ms)
-            started = time.monotonic()
+            if budget is not None and pace is not None:
+                # Stop between batches, never mid-write (the writes so far are idempotent).
+                budget.check(reserve_ms=pace.reserve_ms())
             read += batch.records_read
             if batch.items:
                 written.add(writer.write(batch.items))
             for rejection in batch.rejections:
                 rejects.add(rejection)
-            longest_batch_ms = max(longest_batch_ms, int((time.monotonic() - started) * 1000))
+            if pace is not None:
+                now = time.monotonic()
+                pace.record(batch.records_read, (now - started) * 1000)
+                started = now
     except UnreadableFileError as exc:
         # The file as a whole cannot be read: keep a copy for replay; records before the fault stay loaded.
         error = str(exc)

@@ -76,7 +76,7 @@ def iter_validated_batches(
     fmt: Format,
     gzipped: bool = False,
     delimiter: str = ",",
-    batch_size: int = 1000,
+    batch_size: int | Callable[[], int] = 1000,
     line_offset: int = 0,
     skip_records: int = 0,
 ) -> Iterator[ValidatedBatch]:
@@ -88,9 +88,14 @@ def iter_validated_batches(
     (None and "" are left out: DynamoDB refuses empty strings in key attributes) plus the lineage
     attributes ``source_bucket``, ``source_key``, ``source_version``, ``line``, ``source_event_time`` and
     ``source_order``. Items depend only on the file and ``ref``: a replay gives byte-identical items.
+    ``batch_size`` may be a function, asked before each batch (a load paced by its time budget).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    if isinstance(batch_size, int):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        next_size: Callable[[], int] = functools.partial(int, batch_size)
+    else:
+        next_size = batch_size
     plan = _plan(schema)
     on_header = functools.partial(_check_header, plan) if fmt == "csv" else None
     rows = iter_rows(
@@ -104,7 +109,7 @@ def iter_validated_batches(
     lineage: Item = {name: {"S": value} for name, value in ref.lineage().items()}
     while True:
         with _gc_paused():
-            batch = list(islice(rows, batch_size))
+            batch = list(islice(rows, max(1, next_size())))
             if not batch:
                 return
             validated = _validate(plan, lineage, prepare(batch))

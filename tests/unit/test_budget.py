@@ -98,3 +98,29 @@ def test_a_unit_of_work_starts_only_if_one_as_long_as_the_last_still_fits() -> N
     budget.check(reserve_ms=3_000)
     with pytest.raises(OutOfTime, match="5100 ms"):
         budget.check(reserve_ms=3_600)
+
+
+class Fixed:
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_pace_sizes_each_batch_to_a_quarter_of_the_time_left() -> None:
+    from pipeline.loader import INITIAL_MS_PER_RECORD, MIN_BATCH, Pace
+
+    clock = Fixed(remaining_ms=300_000)  # an AWS-sized invocation
+    pace = Pace(Budget(clock, margin_ms=1_500), most=1_000)
+    assert pace.next_size() == 1_000  # plenty of time: the configured size
+
+    clock.remaining_ms = 3_500  # the embedded target's 5 s, part-way through
+    first = pace.next_size()
+    assert first == int(2_000 / (4 * INITIAL_MS_PER_RECORD))  # nothing measured yet: pessimistic
+    pace.record(records=first, elapsed_ms=first * 10.0)  # a slow emulator: 10 ms per record
+    assert pace.next_size() == 50
+    assert pace.reserve_ms() == 2 * 50 * 10
+
+    clock.remaining_ms = 1_600
+    assert pace.next_size() == MIN_BATCH  # never below one BatchWriteItem

@@ -40,7 +40,8 @@ def aws() -> Iterator[tuple[Any, Any]]:
 
 
 class Checks:
-    """A Lambda context with plenty of time for ``checks`` budget checks, then none."""
+    """A Lambda context with plenty of time for ``checks`` questions about it, then none. A paced load asks
+    twice per batch: for the batch's size, then whether to write it."""
 
     def __init__(self, checks: int) -> None:
         self.left = checks
@@ -78,10 +79,10 @@ def test_a_part_out_of_time_resumes_after_what_it_had_done(aws: tuple[Any, Any])
 
     ddb.meta.events.register("before-parameter-build.dynamodb", count)
 
-    # Three batches of 250 fit, then time is up before the fourth.
+    # Three batches of 250 fit (six questions), then time is up before the fourth is written.
     with pytest.raises(OutOfTime):
         load_part(
-            s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250, budget=Budget(Checks(3))
+            s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250, budget=Budget(Checks(7))
         )
     checkpoint = json.loads(s3.get_object(Bucket=WORK, Key=checkpoint_key(ref, 0))["Body"].read())
     assert (checkpoint["records_read"], checkpoint["attempts"]) == (750, 1)
