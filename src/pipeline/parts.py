@@ -100,13 +100,16 @@ def layout(s3: S3Client, ref: ObjectRef, dataset: Dataset, part_bytes: int) -> L
     return "whole" if any(head.startswith(magic) for magic in BINARY_MAGIC) else "split"
 
 
+def source_location(ref: ObjectRef, staged: StagedCopy | None) -> dict[str, Any]:
+    """GetObject arguments for the bytes parts are cut from: the exact landed version, or its staged copy."""
+    if staged is not None:
+        return {"Bucket": staged.bucket, "Key": staged.key}
+    return {"Bucket": ref.bucket, "Key": ref.key, **version_args(ref)}
+
+
 def ranged_reader(s3: S3Client, ref: ObjectRef, staged: StagedCopy | None = None) -> Any:
     """``read_range(start, end)`` of the file's exact version, or of its staged copy."""
-    location: dict[str, Any] = (
-        {"Bucket": staged.bucket, "Key": staged.key}
-        if staged is not None
-        else {"Bucket": ref.bucket, "Key": ref.key, **version_args(ref)}
-    )
+    location = source_location(ref, staged)
 
     def read_range(start: int, end: int) -> bytes:
         response = s3.get_object(**location, Range=f"bytes={start}-{end - 1}")
@@ -266,11 +269,7 @@ def load_part(
     key = result_key(ref, part.index)
     if _exists(s3, quarantine_bucket, key):
         return False
-    location: dict[str, Any] = (
-        {"Bucket": staged.bucket, "Key": staged.key}
-        if staged is not None
-        else {"Bucket": ref.bucket, "Key": ref.key, **version_args(ref)}
-    )
+    location = source_location(ref, staged)
     if part.end > part.start:
         body: Any = s3.get_object(**location, Range=f"bytes={part.start}-{part.end - 1}")["Body"]
     else:
