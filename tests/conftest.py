@@ -8,6 +8,14 @@
     NOT changed (unit tests that use ``moto.mock_aws`` must not see an endpoint URL); wrap code that reads
     the environment in ``pipeline_toolkit.emulator.patched_environ(emulator.environment())``.
 
+``function_image``
+    The one function image, built for real (``images/Dockerfile``) on the STAND-IN base image
+    (``images/standin``, Debian trixie's Python 3.13: no registry is reachable here) or, with
+    ``PIPELINE_TEST_BASE_IMAGE=aws``, on the Dockerfile's own AWS base image, or on any image that variable
+    names. Built once per content (the deploy path's content tag). Tests that use it are marked
+    ``containers``; with no Docker engine they are skipped, and the run says so in its summary, unless
+    ``PIPELINE_REQUIRE_CONTAINERS=1`` (CI sets it), which makes a missing engine an error.
+
 ``deployed_stack``
     The root Terraform stack (``terraform/``) applied ONCE per session to that emulator with the
     embedded-target variables (``EMBEDDED_VARIABLES`` of ``pipeline_toolkit.terraform``: the SQS mappings
@@ -34,6 +42,7 @@ import boto3
 import pytest
 
 from pipeline_toolkit import emulator as emulator_module
+from pipeline_toolkit.containers import engine_available
 from pipeline_toolkit.emulator import Emulator
 from pipeline_toolkit.project import PROJECT_DIR_ENV, stack_dir
 from pipeline_toolkit.terraform import EMBEDDED_VARIABLES, Terraform, find_binary
@@ -58,6 +67,42 @@ def emulator() -> Iterator[Emulator]:
         yield running
     finally:
         running.stop()
+
+
+_container_skips: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def function_image() -> str:
+    """The function image's local reference (see the module docstring)."""
+    from pipeline_toolkit import deploy, standin
+
+    reason = engine_available()
+    if reason is not None:
+        if os.environ.get("PIPELINE_REQUIRE_CONTAINERS") == "1":
+            pytest.fail(f"PIPELINE_REQUIRE_CONTAINERS=1 but {reason}", pytrace=False)
+        _container_skips.append(reason)
+        pytest.skip(f"container tests need a Docker engine: {reason}")
+    started = time.monotonic()
+    choice = os.environ.get("PIPELINE_TEST_BASE_IMAGE", "standin")
+    pip_ca = standin.default_pip_ca()
+    base: str | None
+    if choice == "standin":
+        base = standin.build(REPO, pip_ca=pip_ca)
+    elif choice == "aws":
+        base = None  # the Dockerfile's pinned AWS base image (pulled by the engine)
+    else:
+        base = choice
+    settings = deploy.Settings.for_checkout(
+        REPO, standin.host_arch(), base_image=base, pip_ca=pip_ca, build_network="host"
+    )
+    tag = deploy.content_tag(settings)
+    if not standin.image_exists(deploy.local_image(tag)):
+        deploy.build_image(settings, tag)
+    _timings[f"function image {deploy.local_image(tag)} (on {base or 'the AWS base'}) ready"] = (
+        time.monotonic() - started
+    )
+    return deploy.local_image(tag)
 
 
 @dataclass(frozen=True)
@@ -128,3 +173,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, seconds in _timings.items():
         terminalreporter.write_line(f"{name}: {seconds:.1f} s")
+    if _container_skips:
+        terminalreporter.section("CONTAINER TESTS NOT RUN", sep="!", red=True, bold=True)
+        terminalreporter.write_line(
+            f"the tests marked `containers` were skipped: {_container_skips[0]}. Start a Docker engine "
+            "(or run .ci/run, which starts one) to run the functions in their images.",
+            red=True,
+        )

@@ -9,6 +9,10 @@ environment at it and set:
 - ``PIPELINE_E2E_RUNTIME=1`` when the target does not poll the queues itself (mappings applied disabled),
   optionally with ``PIPELINE_E2E_INVOKER_URLS=datalake-loader=http://127.0.0.1:9001,...`` to invoke function
   containers (Runtime Interface Emulator) instead of the handlers in process.
+
+Every module runs twice when the runtime is local: with the handlers in worker processes (``in-process``) and
+with every function in the one function image, started by the runtime under the Lambda Runtime API
+(``in-containers``, marked ``containers``: see ``function_image`` in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -42,9 +46,16 @@ def _invoker_urls(outputs: StackOutputs) -> dict[str, str]:
     return {outputs.functions.get(function, function): url for function, url in pairs}
 
 
-@pytest.fixture(scope="module")
+INVOKERS = [
+    pytest.param("process", id="in-process"),
+    pytest.param("container", id="in-containers", marks=pytest.mark.containers),
+]
+
+
+@pytest.fixture(scope="module", params=INVOKERS)
 def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """The deployed pipeline, processing: the runtime (when needed) runs for one test module.
+    """The deployed pipeline, processing: the runtime (when needed) runs for one test module, its functions
+    in worker processes or in their containers (the parameter).
 
     Module scope, not session: the stack is shared with other suites (``tests/terraform`` reads its queues),
     so the runtime consumes them only while an end-to-end module runs, whatever order the suites run in.
@@ -64,6 +75,11 @@ def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         outputs = StackOutputs.from_terraform(stack.outputs)
     clients = Clients(environment)
     runtime: LocalRuntime | None = None
+    container_image: str | None = None
+    if request.param == "container":
+        if not start_runtime:
+            pytest.skip("this target runs the functions itself (in its own containers)")
+        container_image = request.getfixturevalue("function_image")
     if start_runtime:
         log_dir = tmp_path_factory.mktemp("runtime-logs")
         runtime = LocalRuntime.discover(
@@ -71,6 +87,7 @@ def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             sorted(outputs.functions.values()),
             invoker_urls=_invoker_urls(outputs),
             log_dir=log_dir,
+            container_image=container_image,
         )
         long_visibility = any(
             worker.mapping.queue.visibility_timeout > 10 * RETRY_AFTER_SECONDS for worker in runtime.workers
@@ -81,7 +98,8 @@ def pipeline(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                 f"local runtime retries failed messages after {RETRY_AFTER_SECONDS} s "
                 "(the queues' visibility timeouts are long)"
             )
-        _notes.append(f"local runtime: {len(runtime.workers)} worker(s), logs in {log_dir}")
+        where = f"in containers of {container_image}" if container_image else "in process"
+        _notes.append(f"local runtime: {len(runtime.workers)} worker(s) {where}, logs in {log_dir}")
         runtime.start()
     deployed = Pipeline(clients, outputs, runtime=runtime)
     _pipelines.append(deployed)

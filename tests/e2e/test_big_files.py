@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import signal
 import time
 
 import pytest
@@ -231,8 +229,6 @@ def _kill_part_loaders_mid_file(pipeline: Pipeline, runtime: LocalRuntime) -> No
     rows = 20_000  # about 1.4 MB: six parts or more, each a few seconds of writes on the emulator
     key, version, dropped = pipeline.drop(f"{run}/users.csv", big_csv(run, rows))
     part_loader = pipeline.outputs.functions["part-loader"]
-    workers = [worker for worker in runtime.workers if worker.function.name == part_loader]
-    starts_before = sum(worker.starts for worker in workers)
     results = f"work/{key}@{version}/parts/"
     deadline = time.monotonic() + 120
     done = 0
@@ -246,10 +242,9 @@ def _kill_part_loaders_mid_file(pipeline: Pipeline, runtime: LocalRuntime) -> No
         time.sleep(0.2)
     assert done >= 1, "no part finished within two minutes"
     # SIGKILL, as Lambda ends a sandbox on timeout or OOM: no handler runs, the batch in hand is unsettled.
-    killed = [worker.process.pid for worker in workers if worker.process and worker.process.poll() is None]
-    assert killed
-    for pid in killed:
-        os.kill(pid, signal.SIGKILL)
+    # The sandbox is the worker process in process, the function's container in containers.
+    killed = set(runtime.sandboxes(part_loader))
+    assert runtime.kill_sandboxes(part_loader) >= 1
 
     file = pipeline.wait(key, version, dropped, timeout=420)
 
@@ -258,6 +253,8 @@ def _kill_part_loaders_mid_file(pipeline: Pipeline, runtime: LocalRuntime) -> No
     assert manifest.parts_done == manifest.parts_total > done
     assert (manifest.records_read, manifest.records_loaded, manifest.records_rejected) == (rows + 1, rows, 1)
     assert len(pipeline.users_with_prefix(f"{run}-")) == rows
-    assert sum(worker.starts for worker in workers) > starts_before  # the runtime started them again
+    started_again = set(runtime.sandboxes(part_loader))
+    assert started_again  # fresh environments took over
+    assert not started_again & killed
     assert not pipeline.dead_letters("database-loader")
     assert not pipeline.dead_letters("part-loader")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 from tests.images.replay import (
@@ -12,29 +14,20 @@ from tests.images.replay import (
     REPO,
     ImageInstall,
     Replayer,
+    bare_interpreter,
     host_path,
-    python311,
 )
 
 from pipeline_toolkit.imagefiles import dockerfile_path, parse_dockerfile
 
 
 @pytest.fixture(scope="session")
-def python_311() -> str:
-    python = python311()
-    if python is None:
-        pytest.skip("needs a Python 3.11 interpreter (the Lambda base image's version)")
-    return python
-
-
-@pytest.fixture(scope="session")
-def reproduce_install(
-    tmp_path_factory: pytest.TempPathFactory, python_311: str
-) -> Callable[..., ImageInstall]:
+def reproduce_install(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., ImageInstall]:
     """``install(arch="amd64")``: the task root as images/Dockerfile builds it (every function runs it)."""
     workdir = tmp_path_factory.mktemp("image-installs")
     cache: dict[str, Path] = {}
-    replayers = {arch: Replayer(workdir, python_311, cache, arch) for arch in ("amd64", "arm64")}
+    # Any interpreter replays the install: pip fetches the wheels of the image's Python (--python-version).
+    replayers = {arch: Replayer(workdir, sys.executable, cache, arch) for arch in ("amd64", "arm64")}
     installs: dict[str, ImageInstall] = {}
 
     def install(arch: str = "amd64") -> ImageInstall:
@@ -47,6 +40,17 @@ def reproduce_install(
         return installs[arch]
 
     return install
+
+
+@pytest.fixture(scope="session")
+def handler_host(request: pytest.FixtureRequest, reproduce_install: Callable[..., ImageInstall]) -> Any:
+    """Where the handler tests import and invoke the functions (for :func:`replay.run_handler`): the task
+    root reproduced here, with a host interpreter of the image's Python version, or else the built function
+    image itself (``function_image``: skipped loudly, or failed under PIPELINE_REQUIRE_CONTAINERS=1, without
+    a Docker engine)."""
+    if bare_interpreter() is not None:
+        return reproduce_install()
+    return request.getfixturevalue("function_image")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

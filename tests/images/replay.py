@@ -2,9 +2,14 @@
 
 ``reproduce_install`` reads ``images/Dockerfile`` and replays it in a sandbox: context ``COPY``s copy from
 the repository (honouring .dockerignore), ``RUN`` lines run in ``/bin/sh`` with the stage's ``WORKDIR`` mapped
-into the sandbox and ``pip``/``python`` resolving to a Python 3.11 (the base image's version), and the final
-stage's ``COPY --from`` lands in a directory that stands for ``${LAMBDA_TASK_ROOT}``. Nothing is restated
-here: change the Dockerfile and the reproduction follows it.
+into the sandbox and ``pip``/``python`` resolving to this interpreter (pip installs the wheels of the image's
+Python, which the Dockerfile names with ``--python-version``, whatever runs it), and the final stage's
+``COPY --from`` lands in a directory that stands for ``${LAMBDA_TASK_ROOT}``. Nothing is restated here: change
+the Dockerfile and the reproduction follows it.
+
+The handlers are imported and invoked by :func:`run_handler`: in a bare interpreter of the image's Python
+version on the task root reproduced here when this machine has one, else in the built function image itself
+(``docker run``), which is where the functions really run.
 
 The build stage's result is cached for the session, keyed by its instructions and the content it copies, so
 each architecture installs once; pip may use its download cache (the Dockerfile's ``--mount=type=cache``
@@ -16,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,11 +51,26 @@ def target(arch: str) -> dict[str, str]:
     return {"TARGETARCH": arch, "TARGETOS": "linux", "TARGETPLATFORM": f"linux/{arch}"}
 
 
-def python311() -> str | None:
-    """An interpreter of the base image's Python version (3.11), with pip."""
-    if sys.version_info[:2] == (3, 11):
+def image_python_version() -> str:
+    """The Python version the Dockerfile installs wheels for (its ``--python-version``)."""
+    found = re.findall(r"--python-version[ =](\d+\.\d+)", (REPO / "images" / "Dockerfile").read_text())
+    assert len(set(found)) == 1, f"images/Dockerfile names Python versions {found}"
+    return found[0]
+
+
+def bare_interpreter() -> str | None:
+    """A working host interpreter of the image's Python version (``IMAGE_TEST_PYTHON``, else
+    ``pythonX.Y`` on PATH), if any."""
+    version = image_python_version()
+    if os.environ.get("IMAGE_TEST_PYTHON"):
+        return os.environ["IMAGE_TEST_PYTHON"]
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
         return sys.executable
-    return shutil.which("python3.11")
+    found = shutil.which(f"python{version}")
+    # A version manager's shim may be on PATH without that version being selected: it must really run.
+    if found and subprocess.run([found, "-c", ""], capture_output=True, check=False).returncode == 0:
+        return found
+    return None
 
 
 @dataclass(frozen=True)
@@ -207,7 +228,7 @@ IMAGE_SIZES: dict[str, tuple[int, int]] = {}  # arch -> (task root, package) byt
 
 
 def run_handler(
-    image: ImageInstall,
+    image: ImageInstall | str,
     handler: str,
     function_name: str,
     env: dict[str, str],
@@ -216,35 +237,47 @@ def run_handler(
     event: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Import ``handler`` (and invoke it once with ``event``, if given) in ``python -S -s -P`` with only the
-    task root on PYTHONPATH, as the function's command names it; the invoker's report (``result``, ...)."""
-    python = os.environ.get("IMAGE_TEST_PYTHON") or python311()
-    assert python is not None
-    request: dict[str, Any] = {
-        "task_root": str(image.task_root),
-        "handler": handler,
-        "function_name": function_name,
-    }
+    task root on PYTHONPATH, as the function's command names it; the invoker's report (``result``, ...).
+
+    ``image`` is the task root reproduced here (run by :func:`bare_interpreter`) or a built image's reference
+    (run in it, on the host network, with its own ``/var/task``)."""
+    in_image = isinstance(image, str)
+    task_root = LAMBDA_TASK_ROOT if in_image else str(image.task_root)  # type: ignore[union-attr]
+    request: dict[str, Any] = {"task_root": task_root, "handler": handler, "function_name": function_name}
     if event is not None:
         request["event"] = event
     child_env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(workdir),
-        "PYTHONPATH": str(image.task_root),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp" if in_image else str(workdir),
+        "PYTHONPATH": task_root,
         "PYTHONDONTWRITEBYTECODE": "1",  # the task root is read-only in Lambda; keep the reproduction clean
-        "LAMBDA_TASK_ROOT": str(image.task_root),
+        "LAMBDA_TASK_ROOT": task_root,
         **env,
     }
+    if in_image:
+        argv = ["docker", "run", "--rm", "-i", "--network", "host", "--read-only", "--tmpfs", "/tmp"]
+        argv += ["--entrypoint", "python", "-v", f"{INVOKER}:/opt/invoke_handler.py:ro"]
+        for name, value in child_env.items():
+            argv += ["-e", f"{name}={value}"]
+        argv += [str(image), "-S", "-s", "-P", "/opt/invoke_handler.py"]
+        run_env: dict[str, str] | None = None
+    else:
+        python = bare_interpreter()
+        assert python is not None, "no interpreter of the image's Python version: pass the image instead"
+        argv = [python, "-S", "-s", "-P", str(INVOKER)]
+        run_env = child_env
     result = subprocess.run(
-        [python, "-S", "-s", "-P", str(INVOKER)],
+        argv,
         input=json.dumps(request),
         cwd=workdir,
-        env=child_env,
+        env=run_env,
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
-    assert result.returncode == 0, f"{handler} failed in the bare interpreter:\n{result.stderr[-4000:]}"
+    where = f"the image {image}" if in_image else "the bare interpreter"
+    assert result.returncode == 0, f"{handler} failed in {where}:\n{result.stderr[-4000:]}"
     report: dict[str, Any] = json.loads(result.stdout.rpartition("@@RESULT@@")[2])
     report["log"] = result.stdout.rpartition("@@RESULT@@")[0] + result.stderr
     assert report["site_packages_on_path"] == []

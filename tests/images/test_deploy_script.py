@@ -172,7 +172,10 @@ def test_build_command_sets_platform_and_turns_attestations_off(arch: str, platf
 
 
 @pytest.mark.parametrize(("arch", "platform"), [("x86_64", "linux/amd64"), ("arm64", "linux/arm64")])
-def test_without_buildx_the_build_uses_buildkit_through_the_engine(arch: str, platform: str) -> None:
+def test_without_buildx_the_build_uses_buildkit_through_the_engine(
+    arch: str, platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DOCKER_BUILD_CLI", raising=False)
     command = deploy.build_command(deploy.Settings.for_checkout(REPO, arch), "t", buildx=False)
     argv = command.argv
     assert argv[:2] == ["docker", "build"]
@@ -189,7 +192,11 @@ def test_without_buildx_the_build_uses_buildkit_through_the_engine(arch: str, pl
 
 def no_aws_env(tmp_path: Path, path: str) -> dict[str, str]:
     """An environment with no AWS credentials anywhere the SDK looks, and no emulator."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") and key not in {"DOCKER_BUILD_CLI", "BASE_IMAGE", "BUILD_NETWORK"}
+    }
     env.update(
         PATH=path,
         HOME=str(tmp_path),

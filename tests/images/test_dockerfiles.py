@@ -16,9 +16,10 @@ from pipeline_toolkit.imagefiles import dockerfile_path, parse_dockerfile
 from pipeline_toolkit.project import load_functions
 
 HADOLINT = Path(sys.executable).with_name("hadolint")
-# A dated release of the Lambda base image (3.11.YYYY.MM.DD.HH), optionally with a digest; never a moving tag.
+# A dated release of the Lambda base image (3.13.YYYY.MM.DD.HH: Amazon Linux 2023), optionally with a digest;
+# never a moving tag.
 PINNED_BASE = re.compile(
-    r"^public\.ecr\.aws/lambda/python:3\.11\.\d{4}\.\d{2}\.\d{2}\.\d{2}(@sha256:[0-9a-f]{64})?$"
+    r"^public\.ecr\.aws/lambda/python:3\.13\.\d{4}\.\d{2}\.\d{2}\.\d{2}(@sha256:[0-9a-f]{64})?$"
 )
 
 
@@ -26,8 +27,18 @@ def test_one_dockerfile_for_every_function() -> None:
     """No per-function image directories: every function runs the image of images/Dockerfile."""
     assert dockerfile_path(REPO) == REPO / "images" / "Dockerfile"
     assert sorted(path.relative_to(REPO).as_posix() for path in (REPO / "images").rglob("Dockerfile*")) == [
-        "images/Dockerfile"
+        "images/Dockerfile",
+        "images/standin/Dockerfile",  # the stand-in BASE image for tests (images/standin/README.md)
     ]
+
+
+def test_the_stand_in_base_says_what_it_is_and_is_never_the_default() -> None:
+    standin = (REPO / "images" / "standin" / "Dockerfile").read_text()
+    assert "STAND-IN" in standin
+    assert 'org.opencontainers.image.title="STAND-IN' in standin
+    dockerfile = parse_dockerfile(dockerfile_path(REPO))
+    assert "standin" not in dockerfile.global_args.get("BASE_IMAGE", "")
+    assert PINNED_BASE.match(dockerfile.global_args["BASE_IMAGE"])
 
 
 def test_hadolint_is_clean() -> None:
@@ -42,7 +53,7 @@ def test_hadolint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_base_image_is_the_pinned_lambda_python_311() -> None:
+def test_base_image_is_the_pinned_lambda_python_313() -> None:
     dockerfile = parse_dockerfile(dockerfile_path(REPO))
     for stage in dockerfile.stages:
         assert PINNED_BASE.match(stage.base), f"stage base {stage.base!r} is not a pinned release"

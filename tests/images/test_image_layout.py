@@ -24,7 +24,7 @@ import boto3
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from tests.images.replay import REPO, ImageInstall, run_handler
+from tests.images.replay import REPO, ImageInstall, image_python_version, run_handler
 
 from pipeline_toolkit.emulator import Emulator
 from pipeline_toolkit.imagefiles import DockerIgnore, context_files, dockerfile_path, parse_dockerfile
@@ -150,7 +150,8 @@ def test_package_is_copied_as_in_src_and_byte_compiled(image: ImageInstall) -> N
     source = {p.relative_to(REPO / "src").as_posix() for p in (REPO / "src" / "pipeline").rglob("*.py")}
     assert shipped == source
     # /var/task is read-only at run time: without these, every cold start would recompile the package.
-    assert list((image.task_root / "pipeline" / "handlers" / "__pycache__").glob("*.cpython-311.pyc"))
+    # (The tag here is this interpreter's; the built image's own are checked in test_built_image.py.)
+    assert list((image.task_root / "pipeline" / "handlers" / "__pycache__").glob("*.cpython-*.pyc"))
 
 
 ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}  # e_machine: EM_X86_64, EM_AARCH64
@@ -184,6 +185,7 @@ def test_lock_closes_over_pyproject_dependencies(reproduce_install: Callable[...
     dists = installed(reproduce_install().task_root)
     needed: set[str] = set()
     todo = [canonicalize_name(req.name) for req in declared]
+    markers = {"extra": "", "python_version": image_python_version()}
     while todo:
         name = todo.pop()
         if name in needed:
@@ -192,7 +194,7 @@ def test_lock_closes_over_pyproject_dependencies(reproduce_install: Callable[...
         assert name in dists, f"{name} is needed but not installed from {LOCK.name}: run `make lock`"
         for spec in dists[name].requires or []:
             dep = Requirement(spec)
-            if dep.marker is None or dep.marker.evaluate({"extra": "", "python_version": "3.11"}):
+            if dep.marker is None or dep.marker.evaluate(markers):
                 todo.append(canonicalize_name(dep.name))
     assert set(lock) == needed, f"{LOCK.name} is stale (extra: {set(lock) - needed}); run `make lock`"
 
@@ -324,7 +326,7 @@ class Target:
 class Harness:
     """Functions of the list invoked in the one install, against one :class:`Target`."""
 
-    def __init__(self, image: ImageInstall, aws_env: dict[str, str], workdir: Path) -> None:
+    def __init__(self, image: ImageInstall | str, aws_env: dict[str, str], workdir: Path) -> None:
         self.image = image
         self.aws = aws_env
         self.workdir = workdir
@@ -435,10 +437,9 @@ def test_every_function_of_the_list_has_an_invocation_scenario() -> None:
 
 @pytest.mark.parametrize("key", list(FUNCTIONS))
 def test_each_functions_handler_runs_in_the_one_image_install(
-    reproduce_install: Callable[..., ImageInstall], aws: dict[str, str], tmp_path: Path, key: str
+    handler_host: ImageInstall | str, aws: dict[str, str], tmp_path: Path, key: str
 ) -> None:
-    image = reproduce_install()  # the same install (session-cached) for every function, as the image is
-    assert image is reproduce_install()
+    image = handler_host  # the same install (session-cached) for every function, as the image is
     assert key in SCENARIOS, f"no invocation scenario for {key}"
     harness = Harness(image, aws, tmp_path)
 

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ def reference_value(reference: str, document: dict[str, Any]) -> str:
 @pytest.mark.parametrize("key", list(FUNCTIONS))
 def test_each_command_is_importable_and_callable_in_the_one_install(
     planned_x86_64: dict[str, Any],
-    reproduce_install: Callable[..., ImageInstall],
+    handler_host: ImageInstall | str,
     tmp_path: Path,
     key: str,
 ) -> None:
@@ -144,5 +144,5 @@ def test_each_command_is_importable_and_callable_in_the_one_install(
     (handler,) = image_config["command"]
     env = {name: reference_value(ref, planned_x86_64) for name, ref in spec.environment.items()}
     env |= {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": key}
-    report = run_handler(reproduce_install(), handler, key, env, tmp_path)
+    report = run_handler(handler_host, handler, key, env, tmp_path)
     assert report["result"] == {"callable": True}, report["log"]

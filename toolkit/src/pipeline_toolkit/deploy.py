@@ -48,6 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from pipeline_toolkit.imagefiles import ARCHITECTURES, dockerfile_path, image_tag
 from pipeline_toolkit.project import ProjectError, load_functions, project_dir
 from pipeline_toolkit.quotas import check_plan
+from pipeline_toolkit.standin import build_cli, is_standin
 from pipeline_toolkit.terraform import Terraform, TerraformError
 
 if TYPE_CHECKING:
@@ -87,6 +88,12 @@ class Settings:
     # Terraform's working data and state; None: Terraform's defaults in the stack directory (and its backend).
     tf_data_dir: Path | None = None
     tf_state: Path | None = None
+    # The build: another base than the Dockerfile's pinned AWS image (the stand-in, pipeline_toolkit.standin),
+    # a CA bundle for pip behind a TLS-intercepting proxy (a BuildKit secret, never stored in a layer), and
+    # the network of the build's RUN steps (``host`` where the engine has no bridge network).
+    base_image: str | None = None
+    pip_ca: Path | None = None
+    build_network: str | None = None
 
     @classmethod
     def for_checkout(cls, root: Path, arch: str, **options: Any) -> Settings:
@@ -253,6 +260,11 @@ def preflight(settings: Settings, *, docker: bool, aws: bool) -> None:
         problems += check_docker(settings)
     if aws:
         problems += check_aws(settings)[0]
+        if is_standin(settings.base_image) and endpoint_url(settings, "ecr") is None:
+            problems.append(
+                f"the base image {settings.base_image} is the STAND-IN for tests, not AWS's Lambda base "
+                "image; unset BASE_IMAGE to deploy to AWS"
+            )
     if problems:
         raise DeployError("\n".join(f"refusing to continue: {problem}" for problem in problems))
 
@@ -261,7 +273,7 @@ def preflight(settings: Settings, *, docker: bool, aws: bool) -> None:
 
 
 def content_tag(settings: Settings) -> str:
-    return image_tag(settings.root, settings.arch)
+    return image_tag(settings.root, settings.arch, settings.base_image)
 
 
 def local_image(tag: str) -> str:
@@ -277,7 +289,15 @@ class BuildCommand:
 def build_command(settings: Settings, tag: str, *, buildx: bool = True) -> BuildCommand:
     """The one build of the image: with buildx, else BuildKit through the engine (which adds no
     attestations, so it has no flags to turn them off)."""
+    options: list[str] = []
+    if settings.base_image:
+        options += ["--build-arg", f"BASE_IMAGE={settings.base_image}"]
+    if settings.pip_ca:
+        options += ["--secret", f"id=pip-ca,src={settings.pip_ca}"]
+    if settings.build_network:
+        options += ["--network", settings.build_network]
     common = [
+        *options,
         "--platform",
         settings.platform,
         "--file",
@@ -290,7 +310,7 @@ def build_command(settings: Settings, tag: str, *, buildx: bool = True) -> Build
         return BuildCommand(
             ["docker", "buildx", "build", "--provenance=false", "--sbom=false", "--load", *common], {}
         )
-    return BuildCommand(["docker", "build", *common], {"DOCKER_BUILDKIT": "1"})
+    return BuildCommand([build_cli(settings.environment()), "build", *common], {"DOCKER_BUILDKIT": "1"})
 
 
 def build_image(settings: Settings, tag: str | None = None) -> str:
@@ -302,7 +322,10 @@ def build_image(settings: Settings, tag: str | None = None) -> str:
             "docker buildx is not available (`docker buildx version` failed): building with BuildKit through "
             "the engine instead (DOCKER_BUILDKIT=1 docker build)"
         )
-    say(f"building the function image for {settings.platform} as {local_image(tag)}")
+    base = settings.base_image or "the Dockerfile's AWS base image"
+    if is_standin(settings.base_image):
+        base += " (a STAND-IN for the AWS base image, for tests only: never deploy it)"
+    say(f"building the function image for {settings.platform} as {local_image(tag)} on {base}")
     command = build_command(settings, tag, buildx=buildx)
     try:
         run(command.argv, settings, env=command.env)
@@ -311,8 +334,9 @@ def build_image(settings: Settings, tag: str | None = None) -> str:
             raise
         # Docker CLI 23 and later refuse DOCKER_BUILDKIT=1 without buildx; older ones have BuildKit built in.
         raise DeployError(
-            f"{exc}. Without buildx the build needs a docker CLI with BuildKit built in (before 23.0); "
-            "install the docker-buildx plugin and run make again."
+            f"{exc}. Without buildx the build needs a docker CLI with BuildKit built in (before 23.0): "
+            "install the docker-buildx plugin, or set DOCKER_BUILD_CLI to such a client (Debian bookworm's "
+            "docker.io installs one as /usr/bin/docker), and run make again."
         ) from None
     return tag
 
@@ -605,6 +629,22 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help=f"Terraform address creating the ECR repos (repeatable; default {' '.join(ECR_TARGETS)})",
     )
+    p.add_argument(
+        "--base-image",
+        default=os.environ.get("BASE_IMAGE") or None,
+        help="build on this base instead of the Dockerfile's pinned AWS image (e.g. the stand-in)",
+    )
+    p.add_argument(
+        "--pip-ca",
+        type=Path,
+        default=os.environ.get("PIP_CA_BUNDLE") or None,
+        help="CA bundle for pip inside the build (a BuildKit secret), for TLS-intercepting proxies",
+    )
+    p.add_argument(
+        "--build-network",
+        default=os.environ.get("BUILD_NETWORK") or None,
+        help="network of the build's RUN steps (host where the engine runs without a bridge)",
+    )
     commands = p.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check Docker and/or AWS credentials")
     check.add_argument("--docker", action="store_true")
@@ -633,6 +673,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             region=args.region,
             auto_approve=args.auto_approve,
             ecr_targets=tuple(args.ecr_target) or ECR_TARGETS,
+            base_image=args.base_image,
+            pip_ca=args.pip_ca,
+            build_network=args.build_network,
         )
         args.handler(settings, args)
     except (DeployError, ProjectError, TerraformError) as exc:

@@ -287,8 +287,10 @@ def context_files(root: Path, sources: list[str], ignore: DockerIgnore) -> list[
     return sorted(files)
 
 
-def content_hash(root: Path, arch: str) -> str:
-    """sha256 of what decides the image: architecture, Dockerfile, and the context files it copies."""
+def content_hash(root: Path, arch: str, base_image: str | None = None) -> str:
+    """sha256 of what decides the image: architecture, Dockerfile, the context files it copies, and the base
+    image when it is not the Dockerfile's default (a build on the stand-in base never shares a tag with one on
+    AWS's)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
     path = dockerfile_path(root)
@@ -296,12 +298,14 @@ def content_hash(root: Path, arch: str) -> str:
     digest = hashlib.sha256()
     digest.update(f"arch\0{arch}\0".encode())
     digest.update(b"Dockerfile\0" + path.read_bytes() + b"\0")
+    if base_image:
+        digest.update(f"base\0{base_image}\0".encode())
     for rel in context_files(root, dockerfile.context_sources(), DockerIgnore.load(root)):
         digest.update(rel.encode() + b"\0" + hashlib.sha256((root / rel).read_bytes()).digest())
     return digest.hexdigest()
 
 
-def image_tag(root: Path, arch: str) -> str:
+def image_tag(root: Path, arch: str, base_image: str | None = None) -> str:
     """The tag the image is pushed under (to every function's repository): same content and architecture,
     same tag."""
-    return f"{arch}-{content_hash(root, arch)[:24]}"
+    return f"{arch}-{content_hash(root, arch, base_image)[:24]}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import docker
+
 from pipeline_toolkit.clients import Clients
+from pipeline_toolkit.containers import (
+    FUNCTION_LABEL,
+    RUNTIME_LABEL,
+    new_runtime_id,
+    remove_runtime_containers,
+)
 from pipeline_toolkit.deployment import FunctionConfig, MappingConfig, read_deployment
 from pipeline_toolkit.worker import EXIT_TIMED_OUT, WorkerSpec
 
@@ -93,6 +102,11 @@ class Worker:
     def label(self) -> str:
         return f"{self.function.name}[{self.mapping.queue.name}#{self.slot}]"
 
+    @property
+    def label_slug(self) -> str:
+        """The label as a container name may spell it."""
+        return f"{self.function.name}-{self.mapping.queue.name}-{self.slot}"
+
 
 class LocalRuntime:
     """Runs the pollers of the given functions until stopped (once: start, then stop). A context manager."""
@@ -109,6 +123,7 @@ class LocalRuntime:
         pythonpath: Sequence[str] = (),
         poll_enabled_mappings: bool = False,
         retry_after_seconds: int | None = None,
+        container_image: str | None = None,
     ) -> None:
         self.functions = list(functions)
         self.aws_environment = dict(aws_environment)
@@ -117,6 +132,9 @@ class LocalRuntime:
         self.log_dir = log_dir
         self.pythonpath = list(pythonpath)
         self.retry_after_seconds = retry_after_seconds
+        # Every function runs the one image (its handler as the command); each worker, a container of its own.
+        self.container_image = container_image
+        self.runtime_id = new_runtime_id()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._monitor: threading.Thread | None = None
@@ -196,6 +214,11 @@ class LocalRuntime:
                 if worker.log_file is not None:
                     worker.log_file.close()
                     worker.log_file = None
+        if self.container_image:
+            # Containers of workers that were killed before they could remove their own.
+            removed = remove_runtime_containers(self.runtime_id)
+            if removed:
+                log.warning("removed %d container(s) left by killed workers", removed)
 
     @property
     def running(self) -> bool:
@@ -204,6 +227,34 @@ class LocalRuntime:
     def pids(self) -> list[int]:
         with self._lock:
             return [worker.process.pid for worker in self.workers if worker.process is not None]
+
+    def sandboxes(self, function_name: str) -> list[str]:
+        """The running execution environments of a function: worker pids, or its containers' ids."""
+        if self.container_image:
+            return [container.id for container in self._containers(function_name)]
+        with self._lock:
+            return [
+                str(worker.process.pid)
+                for worker in self.workers
+                if worker.function.name == function_name and worker.process and worker.process.poll() is None
+            ]
+
+    def kill_sandboxes(self, function_name: str) -> int:
+        """SIGKILL every running environment of a function, as Lambda ends a sandbox on timeout or OOM (no
+        handler code runs, the batch in hand is left unsettled); how many were killed."""
+        if self.container_image:
+            containers = self._containers(function_name)
+            for container in containers:
+                container.kill(signal="SIGKILL")
+            return len(containers)
+        pids = [int(pid) for pid in self.sandboxes(function_name)]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
+    def _containers(self, function_name: str) -> list[Any]:
+        labels = [f"{RUNTIME_LABEL}={self.runtime_id}", f"{FUNCTION_LABEL}={function_name}"]
+        return list(docker.from_env().containers.list(filters={"label": labels, "status": "running"}))
 
     # -- workers -----------------------------------------------------------------------------------------
 
@@ -214,6 +265,11 @@ class LocalRuntime:
             invoker_url=self.invoker_urls.get(worker.function.name),
             wait_seconds=self.wait_seconds,
             retry_after_seconds=self.retry_after_seconds,
+            container_image=self.container_image,
+            container_name=f"pipeline-{self.runtime_id}-{worker.label_slug}"
+            if self.container_image
+            else None,
+            runtime_id=self.runtime_id,
         )
         output: IO[bytes] | None = None
         if self.log_dir is not None:

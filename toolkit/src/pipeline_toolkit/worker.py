@@ -22,6 +22,7 @@ from types import FrameType
 
 import boto3
 
+from pipeline_toolkit.containers import ContainerInvoker, container_environment, new_runtime_id
 from pipeline_toolkit.context import LocalLambdaContext
 from pipeline_toolkit.deployment import FunctionConfig
 from pipeline_toolkit.invokers import HttpInvoker, InProcessInvoker, Invoker
@@ -44,6 +45,10 @@ class WorkerSpec:
     invoker_url: str | None = None  # None: in-process; else the base URL of a Runtime Interface Emulator
     wait_seconds: int = 2
     retry_after_seconds: int | None = None
+    # The function image to run each invocation in (pipeline_toolkit.containers), instead of this process.
+    container_image: str | None = None
+    container_name: str | None = None
+    runtime_id: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -53,6 +58,9 @@ class WorkerSpec:
                 "invoker_url": self.invoker_url,
                 "wait_seconds": self.wait_seconds,
                 "retry_after_seconds": self.retry_after_seconds,
+                "container_image": self.container_image,
+                "container_name": self.container_name,
+                "runtime_id": self.runtime_id,
             }
         )
 
@@ -65,6 +73,9 @@ class WorkerSpec:
             invoker_url=raw.get("invoker_url"),
             wait_seconds=int(raw.get("wait_seconds", 2)),
             retry_after_seconds=raw.get("retry_after_seconds"),
+            container_image=raw.get("container_image"),
+            container_name=raw.get("container_name"),
+            runtime_id=raw.get("runtime_id"),
         )
 
 
@@ -104,7 +115,21 @@ def run(spec: WorkerSpec, stop: threading.Event) -> None:
     mapping = next(mapping for mapping in function.mappings if mapping.uuid == spec.mapping_uuid)
     invoker: Invoker
     guard: InvocationGuard = no_guard
-    if spec.invoker_url:
+    container: ContainerInvoker | None = None
+    if spec.container_image:
+        # The invoker ends the container when an invocation outlives the timeout; this process stays.
+        container = ContainerInvoker(
+            spec.container_image,
+            handler=function.handler,
+            function_name=function.name,
+            environment=container_environment(os.environ),
+            memory_mb=function.memory_mb,
+            timeout_seconds=function.timeout_seconds,
+            container_name=spec.container_name or f"{function.name}-{os.getpid()}",
+            runtime_id=spec.runtime_id or new_runtime_id(),
+        )
+        invoker = container
+    elif spec.invoker_url:
         # The function container enforces the timeout itself (the emulator reads AWS_LAMBDA_FUNCTION_TIMEOUT).
         invoker = HttpInvoker(spec.invoker_url, function.timeout_seconds + HTTP_TIMEOUT_MARGIN_SECONDS)
     else:
@@ -122,7 +147,11 @@ def run(spec: WorkerSpec, stop: threading.Event) -> None:
         guard=guard,
         retry_after_seconds=spec.retry_after_seconds,
     )
-    poller.run()
+    try:
+        poller.run()
+    finally:
+        if container is not None:
+            container.close()
 
 
 def main() -> int:
