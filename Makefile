@@ -39,8 +39,10 @@ $(CHECKOV_VENV)/bin/checkov:
 	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements/checkov.txt
 
 .PHONY: test
-test: setup $(CHECKOV_VENV)/bin/checkov lint ## lint, then the whole test suite (unit, integration, terraform, images, e2e)
+test: setup $(CHECKOV_VENV)/bin/checkov lint ## lint, the whole suite (unit, integration, terraform, images, e2e), e2e via compose
 	$(TF_ENV) $(BIN)/pytest
+	# The end-to-end suite again, against the emulator in docker compose (without an engine: says so, loudly).
+	$(TF_ENV) $(BIN)/python -m pipeline_toolkit.compose --skip-without-engine e2e -q
 
 .PHONY: check
 check: setup lint ## the fast inner loop: lint, unit, integration and toolkit tests (no terraform apply)

@@ -43,3 +43,13 @@ e2e-localstack: setup ## end-to-end tests against LocalStack in docker compose (
 
 localstack-down: ## stop the docker compose services (LocalStack and the function containers)
 	$(COMPOSE) -f docker-compose.yml $(if $(wildcard $(FUNCTIONS_COMPOSE)),-f $(FUNCTIONS_COMPOSE)) down --volumes --remove-orphans
+
+.PHONY: e2e-compose compose-down standin
+e2e-compose: setup ## end-to-end suite against the emulator in docker compose, functions in their containers (Docker)
+	$(TF_ENV) $(BIN)/python -m pipeline_toolkit.compose e2e $(PYTEST_ARGS)
+
+compose-down: ## stop the docker compose emulator of e2e-compose, if one was left running
+	$(BIN)/python -m pipeline_toolkit.compose down
+
+standin: ## build the STAND-IN Lambda base image (tests only: images/standin/README.md); prints its tag
+	$(BIN)/python -m pipeline_toolkit.standin

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import threading
@@ -146,8 +147,9 @@ class _RequestCounter:
         return self._app(environ, start_response)
 
 
-def _serve(port: int) -> None:
-    """The child process: serve until stdin closes (the parent stopped or died) or SIGTERM."""
+def _serve(port: int, forever: bool = False) -> None:
+    """The child process: serve until stdin closes (the parent stopped or died) or SIGTERM; with
+    ``forever`` (a container's main process), until SIGTERM only."""
     # moto is loaded only in the emulator's own process: its callers (the CLI against AWS) never import it.
     from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
         DomainDispatcherApplication,
@@ -167,6 +169,9 @@ def _serve(port: int) -> None:
     threading.Thread(target=server.serve_forever, name="emulator", daemon=True).start()
     host, bound_port = server.server_address[:2]
     print(f"http://{host!s}:{bound_port}", flush=True)
+    if forever:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        threading.Event().wait()
     sys.stdin.read()
     # Nothing to save: exit at once rather than wait for request threads on open connections.
     os._exit(0)
@@ -205,7 +210,13 @@ def running(region: str = DEFAULT_REGION) -> Iterator[Emulator]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="the embedded AWS emulator (moto's server) on 127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 (the default) picks a free port")
-    _serve(parser.parse_args(argv).port)
+    parser.add_argument(
+        "--serve-forever",
+        action="store_true",
+        help="serve until SIGTERM, not stdin closing (containers)",
+    )
+    args = parser.parse_args(argv)
+    _serve(args.port, forever=args.serve_forever)
 
 
 if __name__ == "__main__":

@@ -54,10 +54,15 @@ class Inputs:
     mirror: str = DEFAULT_MIRROR
     python_version: str = "3.13"
 
-    def key(self, root: Path, arch: str) -> str:
+    def rootfs_key(self, arch: str) -> str:
+        """The debootstrap inputs alone: the root filesystem is made again only when they change."""
         digest = hashlib.sha256()
         for part in (self.suite, self.variant, ",".join(self.packages), self.mirror, arch):
             digest.update(part.encode() + b"\0")
+        return digest.hexdigest()[:16]
+
+    def key(self, root: Path, arch: str) -> str:
+        digest = hashlib.sha256(self.rootfs_key(arch).encode())
         for path in sorted((root / STANDIN_DIR).iterdir()):
             if path.is_file():
                 digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
@@ -146,8 +151,7 @@ def build(
     if image_exists(ref):
         say(f"{ref} is built already")
         return ref
-    key = inputs.key(root, arch)
-    rootfs = f"{ROOTFS_REPOSITORY}:{inputs.suite}-{arch}-{key}"
+    rootfs = f"{ROOTFS_REPOSITORY}:{inputs.suite}-{arch}-{inputs.rootfs_key(arch)}"
     if not image_exists(rootfs):
         build_rootfs(rootfs, inputs)
     argv = [
