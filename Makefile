@@ -45,8 +45,8 @@ test: setup $(CHECKOV_VENV)/bin/checkov lint ## lint, the whole suite (unit, int
 	$(TF_ENV) $(BIN)/python -m pipeline_toolkit.compose --skip-without-engine e2e -q
 
 .PHONY: check
-check: setup lint ## the fast inner loop: lint, unit, integration and toolkit tests (no terraform apply)
-	$(BIN)/pytest -q -m "not terraform and not e2e" tests/unit tests/integration tests/toolkit
+check: setup lint ## the fast inner loop: lint, unit and integration tests (no terraform, emulator server or Docker)
+	$(BIN)/pytest -q -m "not terraform and not e2e and not containers" tests/unit tests/integration
 
 .PHONY: test-shuffled
 test-shuffled: setup ## the whole suite in a random order (pytest-randomly; prints the seed to replay it)
