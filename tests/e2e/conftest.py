@@ -10,9 +10,13 @@ environment at it and set:
   optionally with ``PIPELINE_E2E_INVOKER_URLS=datalake-loader=http://127.0.0.1:9001,...`` to invoke function
   containers (Runtime Interface Emulator) instead of the handlers in process.
 
-Every module runs twice when the runtime is local: with the handlers in worker processes (``in-process``) and
-with every function in the one function image, started by the runtime under the Lambda Runtime API
-(``in-containers``, marked ``containers``: see ``function_image`` in ``tests/conftest.py``).
+Where the local runtime runs the functions is the ``pipeline`` fixture's parameter, chosen by
+``PIPELINE_E2E_INVOKERS`` (comma-separated; default ``process``): ``process``, the handlers in worker
+processes (``in-process``), or ``container``, every function in the one function image, started by the
+runtime under the Lambda Runtime API (``in-containers``, marked ``containers``: see ``function_image`` in
+``tests/conftest.py``).
+``make e2e-compose`` runs the suite with ``container`` against an emulator of its own, in docker compose: one
+emulator serving the suite twice would hold twice the state and slow every scan of the second pass.
 """
 
 from __future__ import annotations
@@ -46,9 +50,14 @@ def _invoker_urls(outputs: StackOutputs) -> dict[str, str]:
     return {outputs.functions.get(function, function): url for function, url in pairs}
 
 
+_INVOKER_PARAMS = {
+    "process": pytest.param("process", id="in-process"),
+    "container": pytest.param("container", id="in-containers", marks=pytest.mark.containers),
+}
 INVOKERS = [
-    pytest.param("process", id="in-process"),
-    pytest.param("container", id="in-containers", marks=pytest.mark.containers),
+    _INVOKER_PARAMS[name.strip()]
+    for name in os.environ.get("PIPELINE_E2E_INVOKERS", "process").split(",")
+    if name.strip()
 ]
 
 

@@ -7,8 +7,9 @@
 2. Starts ``docker-compose.moto.yml`` on a free port of 127.0.0.1 and waits until the emulator is healthy.
 3. Applies the same Terraform stack to it (the embedded target's variables: mappings disabled, the local
    runtime polls), its state in ``.local/compose/``.
-4. Runs ``pytest -m "e2e and containers" tests/e2e`` against it: the local runtime starts every function in
-   its container of the function image, under the Lambda Runtime API (:mod:`pipeline_toolkit.containers`).
+4. Runs ``pytest -m e2e tests/e2e`` against it with ``PIPELINE_E2E_INVOKERS=container``: the local runtime
+   starts every function in its container of the function image, under the Lambda Runtime API
+   (:mod:`pipeline_toolkit.containers`).
 5. Stops and removes the compose project, whatever happened.
 
 ``python -m pipeline_toolkit.compose e2e [pytest args]``; ``up`` and ``down`` do steps 1-3 and 5 alone.
@@ -144,7 +145,12 @@ def up(root: Path) -> dict[str, str]:
     terraform.apply({**EMBEDDED_VARIABLES, "environment": ENVIRONMENT})
     say(f"terraform apply against the emulator container: {time.monotonic() - started:.0f} s")
     (state / "outputs.json").write_text(json.dumps(terraform.outputs()))
-    return {**env, "PIPELINE_E2E_OUTPUTS": str(state / "outputs.json"), "PIPELINE_E2E_RUNTIME": "1"}
+    return {
+        **env,
+        "PIPELINE_E2E_OUTPUTS": str(state / "outputs.json"),
+        "PIPELINE_E2E_RUNTIME": "1",
+        "PIPELINE_E2E_INVOKERS": "container",  # every function in its container image
+    }
 
 
 def down(root: Path) -> None:
@@ -162,7 +168,7 @@ def e2e(root: Path, pytest_args: Sequence[str]) -> int:
     try:
         env = up(root)
         started = time.monotonic()
-        command = [sys.executable, "-m", "pytest", "-m", "e2e and containers", "tests/e2e", *pytest_args]
+        command = [sys.executable, "-m", "pytest", "-m", "e2e", "tests/e2e", *pytest_args]
         say("+ " + shlex.join(command))
         child = {**os.environ, **env}
         child = {name: value for name, value in child.items() if value}  # an empty value means unset
