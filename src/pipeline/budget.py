@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN_MS = 1_500
 """Stop taking work when less than this is left: enough to settle the batch and write a manifest."""
+RELEASE_RESERVE_MS = 750
+"""Release handed-back messages only while this much is left: releasing is a shortcut (the message comes back
+after its visibility timeout anyway), never worth running the invocation into its timeout for."""
 SQS_BATCH_LIMIT = 10
 
 
@@ -62,10 +65,16 @@ class Budget:
             raise OutOfTime(f"less than {self.margin_ms + reserve_ms} ms left in this invocation")
 
 
+_queue_urls: dict[str, str] = {}
+
+
 def queue_url(arn: str, sqs: SQSClient) -> str:
-    """The URL of the queue an event source ARN names (``arn:aws:sqs:<region>:<account>:<name>``)."""
-    _, _, _, _, account, name = arn.split(":", 5)
-    return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    """The URL of the queue an event source ARN names (``arn:aws:sqs:<region>:<account>:<name>``), looked up
+    once per execution environment (a warm invocation's hand-back then costs one request, not two)."""
+    if arn not in _queue_urls:
+        _, _, _, _, account, name = arn.split(":", 5)
+        _queue_urls[arn] = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    return _queue_urls[arn]
 
 
 def release(sqs: SQSClient, records: Sequence[SQSRecord]) -> None:
@@ -116,6 +125,13 @@ def process_within_budget(
         event=event, record_handler=guarded, processor=processor, context=context
     )
     if handed_back:
-        log.warning("handing back %d message(s) for the time budget", len(handed_back))
-        release(sqs, handed_back)
+        if budget.remaining_ms() >= RELEASE_RESERVE_MS:
+            log.warning("handing back %d message(s) for the time budget", len(handed_back))
+            release(sqs, handed_back)
+        else:
+            log.warning(
+                "handing back %d message(s) for the time budget; too little time left to release them: "
+                "they come back after their visibility timeout",
+                len(handed_back),
+            )
     return response

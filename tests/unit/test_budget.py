@@ -27,6 +27,16 @@ class Clock:
         return self.remaining_ms
 
 
+class Steps:
+    """A Lambda context whose remaining time is each of ``values`` in turn, then the last one."""
+
+    def __init__(self, values: list[int]) -> None:
+        self.values = values
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.values.pop(0) if len(self.values) > 1 else self.values[0]
+
+
 @pytest.fixture
 def queue() -> Iterator[tuple[Any, str, str]]:
     with mock_aws():
@@ -57,8 +67,9 @@ def test_messages_not_started_in_time_are_handed_back_and_visible_at_once(
     def handle(record: SQSRecord, _budget: Budget) -> None:
         done.append(record.body)
 
-    # 10 s left, each look at the clock costs 3 s, margin 1.5 s: two messages start, three do not.
-    context = Clock(remaining_ms=10_000, step_ms=3_000)
+    # 10 s left, each of the first looks at the clock costs 3 s, margin 1.5 s: two messages start, three do
+    # not; 1 s is left to release them.
+    context = Steps([7_000, 4_000, 1_000])
     response = process_within_budget(
         sqs_event(messages, arn, "us-east-1"), handle, BatchProcessor(EventType.SQS), context, sqs
     )
@@ -85,6 +96,45 @@ def test_work_that_runs_out_of_time_mid_message_is_handed_back(queue: tuple[Any,
     assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == [
         m["MessageId"] for m in messages if m["Body"] == "m1"
     ]
+
+
+def test_with_too_little_time_left_handed_back_messages_are_not_released(
+    queue: tuple[Any, str, str],
+) -> None:
+    """Releasing is a shortcut: with less than RELEASE_RESERVE_MS left the invocation returns at once, and the
+    message comes back after its visibility timeout instead of the invocation timing out."""
+    from pipeline.budget import RELEASE_RESERVE_MS
+
+    sqs, url, arn = queue
+    messages = receive(sqs, url, 1)
+
+    def handle(record: SQSRecord, budget: Budget) -> None:
+        raise OutOfTime("spent")
+
+    context = Fixed(remaining_ms=RELEASE_RESERVE_MS - 1)
+    processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
+    response = process_within_budget(sqs_event(messages, arn, "us-east-1"), handle, processor, context, sqs)
+    assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == [messages[0]["MessageId"]]
+    assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []  # in flight
+
+
+def test_the_queue_url_is_looked_up_once_per_environment(queue: tuple[Any, str, str]) -> None:
+    from pipeline import budget
+
+    sqs, url, arn = queue
+    budget._queue_urls.clear()
+    calls: list[str] = []
+    original = sqs.get_queue_url
+
+    def counting(**kwargs: Any) -> Any:
+        calls.append(kwargs["QueueName"])
+        return original(**kwargs)
+
+    sqs.get_queue_url = counting
+    assert budget.queue_url(arn, sqs) == url
+    assert budget.queue_url(arn, sqs) == url
+    assert calls == ["work"]
+    budget._queue_urls.clear()
 
 
 def test_without_a_context_there_is_no_deadline() -> None:
