@@ -41,6 +41,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pipeline_toolkit import compose
 from pipeline_toolkit import emulator as emulator_module
 from pipeline_toolkit.containers import engine_available
 from pipeline_toolkit.emulator import Emulator
@@ -75,7 +76,6 @@ _container_skips: list[str] = []
 @pytest.fixture(scope="session")
 def function_image() -> str:
     """The function image's local reference (see the module docstring)."""
-    from pipeline_toolkit import deploy, standin
 
     reason = engine_available()
     if reason is not None:
@@ -84,25 +84,9 @@ def function_image() -> str:
         _container_skips.append(reason)
         pytest.skip(f"container tests need a Docker engine: {reason}")
     started = time.monotonic()
-    choice = os.environ.get("PIPELINE_TEST_BASE_IMAGE", "standin")
-    pip_ca = standin.default_pip_ca()
-    base: str | None
-    if choice == "standin":
-        base = standin.build(REPO, pip_ca=pip_ca)
-    elif choice == "aws":
-        base = None  # the Dockerfile's pinned AWS base image (pulled by the engine)
-    else:
-        base = choice
-    settings = deploy.Settings.for_checkout(
-        REPO, standin.host_arch(), base_image=base, pip_ca=pip_ca, build_network="host"
-    )
-    tag = deploy.content_tag(settings)
-    if not standin.image_exists(deploy.local_image(tag)):
-        deploy.build_image(settings, tag)
-    _timings[f"function image {deploy.local_image(tag)} (on {base or 'the AWS base'}) ready"] = (
-        time.monotonic() - started
-    )
-    return deploy.local_image(tag)
+    image = compose.function_image(REPO)  # the one build routine of make e2e-compose and the tests
+    _timings[f"function image {image} ready"] = time.monotonic() - started
+    return image
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,8 @@ def emulator_image(root: Path, base: str) -> str:
 
 
 def function_image(root: Path) -> str:
-    """The function image on the stand-in base (or ``PIPELINE_TEST_BASE_IMAGE``), built once per content."""
+    """The function image on the stand-in base, built once per content: ``PIPELINE_TEST_BASE_IMAGE`` names
+    another base (``aws``: the Dockerfile's own). The build log says which base, stand-in included."""
     choice = os.environ.get("PIPELINE_TEST_BASE_IMAGE", "standin")
     pip_ca = standin.default_pip_ca()
     base: str | None = choice
