@@ -16,6 +16,7 @@ This module imports moto only in the child: the caller needs it installed, not l
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -147,6 +149,32 @@ class _RequestCounter:
         return self._app(environ, start_response)
 
 
+# How often the emulator moves what survived into the collector's permanent generation (see freeze_survivors).
+FREEZE_SECONDS = 5.0
+
+
+def freeze_survivors() -> int:
+    """Collect the young generations, then freeze what is left out of every later collection; how many
+    objects are frozen now.
+
+    The emulator holds every item, object and message it was given as Python objects: millions after a big
+    file. CPython's full collections scan them all while holding the GIL, and stall every request for as
+    long (measured: 350 ms for 400,000 table items, growing with the table), long enough to run a function
+    with the embedded target's 5 s timeout into it. AWS has no such pauses. Objects that survived a young
+    collection are the emulator's state, which lives as long as the process: freezing them keeps full
+    collections proportional to what is new.
+    """
+    gc.collect(1)
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+def _freeze_periodically() -> None:
+    while True:
+        time.sleep(FREEZE_SECONDS)
+        freeze_survivors()
+
+
 def _serve(port: int, forever: bool = False) -> None:
     """The child process: serve until stdin closes (the parent stopped or died) or SIGTERM; with
     ``forever`` (a container's main process), until SIGTERM only."""
@@ -167,6 +195,7 @@ def _serve(port: int, forever: bool = False) -> None:
     app = _RequestCounter(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, name="emulator", daemon=True).start()
+    threading.Thread(target=_freeze_periodically, name="gc-freeze", daemon=True).start()
     host, bound_port = server.server_address[:2]
     print(f"http://{host!s}:{bound_port}", flush=True)
     if forever:
