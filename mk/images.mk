@@ -35,6 +35,8 @@ $(LOCK_VENV)/bin/uv:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet -r requirements/lock.txt
 
-lock: $(LOCK_VENV)/bin/uv ## regenerate requirements/runtime.txt (hash-pinned image deps) from pyproject.toml
+lock: $(LOCK_VENV)/bin/uv ## regenerate the hash-pinned locks: requirements/runtime.txt (image), the emulator image's
 	$(LOCK_VENV)/bin/uv pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 \
 		--custom-compile-command 'make lock' --output-file requirements/runtime.txt
+	$(LOCK_VENV)/bin/uv pip compile images/emulator/requirements.in --universal --generate-hashes \
+		--python-version 3.13 --custom-compile-command 'make lock' --output-file images/emulator/requirements.txt
