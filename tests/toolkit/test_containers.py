@@ -266,14 +266,10 @@ def test_containers_left_by_a_killed_worker_are_removed_by_their_runtimes_label(
         assert remove_runtime_containers(other_runtime) == 1  # never another runtime's
 
 
-def test_the_first_next_ends_the_init_phase_and_a_new_environment_starts_cold_again() -> None:
-    # A unit-level check of the bookkeeping (no engine): the cold flag flips once per environment.
-    api = RuntimeApi()
-    try:
-        assert not api.first_next.is_set()
-        threading.Thread(target=_call, args=(api, "GET", "/invocation/next"), daemon=True).start()
-        assert api.first_next.wait(5)
-        api.abandon()
-        assert not api.first_next.is_set()
-    finally:
-        api.close()
+def test_the_first_next_ends_the_init_phase_and_a_new_environment_starts_cold_again(api: RuntimeApi) -> None:
+    # The bookkeeping of init durations (no engine): the cold flag flips once per environment.
+    assert not api.first_next.is_set()
+    threading.Thread(target=_call, args=(api, "GET", "/invocation/next"), daemon=True).start()
+    assert api.first_next.wait(5)
+    api.abandon()
+    assert not api.first_next.is_set()

@@ -41,7 +41,6 @@ EMULATOR_DOCKERFILE = Path("images/emulator/Dockerfile")
 EMULATOR_REPOSITORY = "s3-ingest-pipeline/emulator"
 STATE_DIR = Path(".local/compose")
 ENVIRONMENT = "compose"  # the stack's `environment` variable: resources named pipeline-compose-...
-HEALTH_TIMEOUT_SECONDS = 90.0
 
 
 class ComposeError(RuntimeError):
@@ -93,12 +92,14 @@ def emulator_image(root: Path, base: str) -> str:
     ref = f"{EMULATOR_REPOSITORY}:{digest.hexdigest()[:16]}"
     if standin.image_exists(ref):
         return ref
-    argv = [standin.build_cli(os.environ), "build", "--file", str(EMULATOR_DOCKERFILE)]
-    argv += ["--build-arg", f"BASE_IMAGE={base}", "--tag", ref, "--network", "host"]
-    pip_ca = standin.default_pip_ca()
-    if pip_ca is not None:
-        argv += ["--secret", f"id=pip-ca,src={pip_ca}"]
-    _run([*argv, "."], env={"DOCKER_BUILDKIT": "1"}, cwd=root)
+    standin.buildkit_build(
+        root,
+        EMULATOR_DOCKERFILE,
+        ref,
+        {"BASE_IMAGE": base},
+        pip_ca=standin.default_pip_ca(),
+        network="host",
+    )
     return ref
 
 

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,7 +93,7 @@ class RuntimeApi:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
             def _reply(
-                self, status: HTTPStatus, body: bytes = b"{}", headers: Mapping[str, str] = {}
+                self, status: HTTPStatus, body: bytes = b"{}", headers: Mapping[str, str] | None = None
             ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -213,10 +213,10 @@ def _error(body: bytes, error_type: str | None) -> Invocation:
     )
 
 
-def container_environment(environment: Mapping[str, str], exclude: tuple[str, ...] = ()) -> dict[str, str]:
+def container_environment(environment: Mapping[str, str], host_only: Iterable[str]) -> dict[str, str]:
     """The function's environment for its container: the worker's, less what only describes the host."""
-    host_only = {"PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "COVERAGE_PROCESS_START", *exclude}
-    return {name: value for name, value in environment.items() if name not in host_only}
+    dropped = set(host_only)
+    return {name: value for name, value in environment.items() if name not in dropped}
 
 
 class ContainerInvoker:
@@ -337,11 +337,12 @@ class ContainerInvoker:
         if self.container is None:
             self._start()
         cold = not self.api.first_next.is_set()
-        deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
+        remaining_ms = context.get_remaining_time_in_millis()
+        deadline = time.monotonic() + remaining_ms / 1000
         pending = _Pending(
             request_id=context.aws_request_id,
             event=json.dumps(event).encode(),
-            deadline_ms=int(time.time() * 1000 + context.get_remaining_time_in_millis()),
+            deadline_ms=int(time.time() * 1000 + remaining_ms),
             function_arn=context.invoked_function_arn,
         )
         self.api.hand_over(pending)

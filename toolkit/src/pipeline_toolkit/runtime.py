@@ -35,12 +35,10 @@ from pipeline_toolkit.containers import (
     remove_runtime_containers,
 )
 from pipeline_toolkit.deployment import FunctionConfig, MappingConfig, read_deployment
-from pipeline_toolkit.worker import EXIT_TIMED_OUT, WorkerSpec
+from pipeline_toolkit.worker import EXIT_TIMED_OUT, HOST_VARIABLES, WorkerSpec
 
 log = logging.getLogger("pipeline_toolkit.runtime")
 
-# Host variables a worker may inherit: enough to run Python, nothing that configures AWS or the pipeline.
-HOST_VARIABLES = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "COVERAGE_PROCESS_START")
 # Standard AWS variables that aim a worker's SDK at the target (the emulator, LocalStack).
 AWS_VARIABLES = (
     "AWS_ENDPOINT_URL",

@@ -79,8 +79,14 @@ def say(message: str) -> None:
     print(f"[stand-in base image] {message}", file=sys.stderr, flush=True)
 
 
-def _run(argv: list[str], *, env: dict[str, str] | None = None, **options: object) -> None:
-    say("+ " + shlex.join(argv))
+def _run(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    label: str = "stand-in base image",
+    **options: object,
+) -> None:
+    print(f"[{label}] + {shlex.join(argv)}", file=sys.stderr, flush=True)
     result = subprocess.run(argv, env={**os.environ, **(env or {})}, check=False, **options)  # type: ignore[call-overload]
     if result.returncode != 0:
         raise StandinError(f"`{shlex.join(argv[:3])} …` failed (exit {result.returncode})")
@@ -154,23 +160,31 @@ def build(
     rootfs = f"{ROOTFS_REPOSITORY}:{inputs.suite}-{arch}-{inputs.rootfs_key(arch)}"
     if not image_exists(rootfs):
         build_rootfs(rootfs, inputs)
-    argv = [
-        build_cli(os.environ),
-        "build",
-        "--file",
-        str(STANDIN_DIR / "Dockerfile"),
-        "--build-arg",
-        f"ROOTFS={rootfs}",
-    ]
-    argv += ["--tag", ref]
+    started = time.monotonic()
+    buildkit_build(root, STANDIN_DIR / "Dockerfile", ref, {"ROOTFS": rootfs}, pip_ca=pip_ca, network=network)
+    say(f"built {ref} in {time.monotonic() - started:.0f} s: a STAND-IN, not the AWS Lambda base image")
+    return ref
+
+
+def buildkit_build(
+    root: Path,
+    dockerfile: Path,
+    ref: str,
+    build_args: Mapping[str, str],
+    *,
+    pip_ca: Path | None,
+    network: str | None,
+) -> None:
+    """``docker build`` with BuildKit through the engine (``DOCKER_BUILD_CLI``), the repository root as the
+    context, the optional CA bundle as the ``pip-ca`` secret: the one build of the test-only images."""
+    argv = [build_cli(os.environ), "build", "--file", str(dockerfile), "--tag", ref]
+    for name, value in build_args.items():
+        argv += ["--build-arg", f"{name}={value}"]
     if pip_ca is not None:
         argv += ["--secret", f"id=pip-ca,src={pip_ca}"]
     if network:
         argv += ["--network", network]
-    started = time.monotonic()
-    _run([*argv, "."], env={"DOCKER_BUILDKIT": "1"}, cwd=root)
-    say(f"built {ref} in {time.monotonic() - started:.0f} s: a STAND-IN, not the AWS Lambda base image")
-    return ref
+    _run([*argv, "."], env={"DOCKER_BUILDKIT": "1"}, label=f"build {ref}", cwd=root)
 
 
 def default_pip_ca() -> Path | None:

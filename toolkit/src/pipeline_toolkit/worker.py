@@ -29,6 +29,10 @@ from pipeline_toolkit.invokers import HttpInvoker, InProcessInvoker, Invoker
 from pipeline_toolkit.poller import InvocationGuard, Poller, no_guard
 
 EXIT_TIMED_OUT = 124
+# Host variables a worker may inherit (pipeline_toolkit.runtime): enough to run Python, nothing that
+# configures AWS or the pipeline. They, and the PYTHONPATH the runtime may add, describe the host: a function
+# container gets the rest of the worker's environment.
+HOST_VARIABLES = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "COVERAGE_PROCESS_START")
 PARENT_CHECK_SECONDS = 1.0
 # Extra time the HTTP invoker waits past the function timeout for the container to answer.
 HTTP_TIMEOUT_MARGIN_SECONDS = 5.0
@@ -122,7 +126,7 @@ def run(spec: WorkerSpec, stop: threading.Event) -> None:
             spec.container_image,
             handler=function.handler,
             function_name=function.name,
-            environment=container_environment(os.environ),
+            environment=container_environment(os.environ, (*HOST_VARIABLES, "PYTHONPATH")),
             memory_mb=function.memory_mb,
             timeout_seconds=function.timeout_seconds,
             container_name=spec.container_name or f"{function.name}-{os.getpid()}",
