@@ -192,6 +192,9 @@ locals {
         {
           POWERTOOLS_SERVICE_NAME = key
           POWERTOOLS_LOG_LEVEL    = var.log_level
+          # Lambda tells a function its remaining time, never its timeout: the SDK's socket timeouts and
+          # the time budget's margin are derived from it (src/pipeline/budget.py).
+          PIPELINE_FUNCTION_TIMEOUT_SECONDS = tostring(local.settings[key].timeout)
         },
       )
       statements = concat(flatten([for grant in f.grants : local.grants[grant]]), local.kms_statements)

@@ -148,9 +148,10 @@ def load_stream(
             if budget is not None and pace is not None:
                 # Stop between batches, never mid-write (the writes so far are idempotent).
                 budget.check(reserve_ms=pace.reserve_ms())
-            read += batch.records_read
             if batch.items:
+                # May raise OutOfTime too (a retry that would not fit): the batch then counts as unread.
                 written.add(writer.write(batch.items))
+            read += batch.records_read
             for rejection in batch.rejections:
                 rejects.add(rejection)
             if pace is not None:

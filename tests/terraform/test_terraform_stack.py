@@ -180,6 +180,7 @@ def test_each_function_runs_its_handler_from_its_image_with_its_environment(
         "PIPELINE_QUARANTINE_BUCKET": out["quarantine_bucket"],
         "POWERTOOLS_SERVICE_NAME": function_key,
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        "PIPELINE_FUNCTION_TIMEOUT_SECONDS": str(config["Timeout"]),
     }
     specific = (
         {"PIPELINE_DATALAKE_BUCKET": out["datalake_bucket"]}
