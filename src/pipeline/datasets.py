@@ -10,10 +10,11 @@ error. Every file, matched or not, is copied to the lake.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
+from pipeline.contracts import Contract
 from pipeline.readers import Format
 from pipeline.schemas.users import UserRecord
 
@@ -36,6 +37,8 @@ class Dataset:
     table_env: str | None = None
     format: Format | None = None
     delimiter: str = ","
+    # What to do with columns the schema does not know (reject | ignore | keep): pipeline.contracts.
+    contract: Contract = field(default_factory=Contract)
 
     def __post_init__(self) -> None:
         if self.schema is not None and (self.key_field is None or self.table_env is None):

@@ -76,6 +76,8 @@ class Manifest(BaseModel):
     # a big file is loaded in parts (pipeline.splits): how many, and how many have finished
     parts_total: int = 1
     parts_done: int = 0
+    # what the dataset's contract decided (pipeline.contracts), e.g. "ignored columns: signup_source"
+    contract_decisions: list[str] = Field(default_factory=list)
 
 
 def describe(stage: Stage, status: Status, dataset: str, ref: ObjectRef, **outcome: Any) -> Manifest:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
 from pipeline.budget import Budget
+from pipeline.contracts import ContractReport
 from pipeline.database import TableWriter
 from pipeline.datasets import Dataset
 from pipeline.loader import Interrupted, Progress, load_stream
@@ -77,6 +78,8 @@ class PartResult:
     first_errors: list[dict[str, Any]]
     error: str | None = None
     quarantined_file_key: str | None = None
+    # the contract's decisions as names per kind (ContractReport.to_dict): added up, each shown once
+    contract: dict[str, list[str]] = field(default_factory=dict)
 
 
 Layout = Literal["whole", "split", "stage"]
@@ -204,8 +207,11 @@ def checkpoint_key(ref: ObjectRef, index: int) -> str:
     return f"{work_prefix(ref)}progress/{index:05d}.json"
 
 
-def _checkpoint(s3: S3Client, bucket: str, ref: ObjectRef, index: int) -> tuple[Progress, int]:
-    """How far earlier attempts at a part got (their records are written), and how many there were."""
+def _checkpoint(
+    s3: S3Client, bucket: str, ref: ObjectRef, index: int
+) -> tuple[Progress, int, ContractReport]:
+    """How far earlier attempts at a part got (their records are written), how many there were, and what
+    the contract decided in them (a JSON Lines part may meet an unknown key only before the checkpoint)."""
     try:
         raw = json.loads(s3.get_object(Bucket=bucket, Key=checkpoint_key(ref, index))["Body"].read())
     except ClientError as exc:
@@ -216,15 +222,23 @@ def _checkpoint(s3: S3Client, bucket: str, ref: ObjectRef, index: int) -> tuple[
             "403",
             "AccessDenied",
         }:
-            return Progress(), 0
+            return Progress(), 0, ContractReport()
         raise
     errors = [RecordError(**error) for error in raw.pop("first_errors")]
     attempts = int(raw.pop("attempts"))
-    return Progress(**raw, first_errors=errors), attempts
+    report = ContractReport.from_dict(raw.pop("contract", None))
+    return Progress(**raw, first_errors=errors), attempts, report
 
 
 def _save_checkpoint(
-    s3: S3Client, bucket: str, ref: ObjectRef, index: int, progress: Progress, *, attempts: int
+    s3: S3Client,
+    bucket: str,
+    ref: ObjectRef,
+    index: int,
+    progress: Progress,
+    *,
+    attempts: int,
+    report: ContractReport,
 ) -> None:
     document = {
         "records_read": progress.records_read,
@@ -233,6 +247,7 @@ def _save_checkpoint(
         "records_rejected": progress.records_rejected,
         "first_errors": [error.model_dump() for error in progress.first_errors[:MAX_ERRORS_IN_MANIFEST]],
         "attempts": attempts,
+        "contract": report.to_dict(),
     }
     s3.put_object(
         Bucket=bucket,
@@ -275,7 +290,7 @@ def load_part(
     else:
         body = _Empty()
     stream = PartStream(part, body)
-    done, attempt = _checkpoint(s3, quarantine_bucket, ref, part.index)
+    done, attempt, report = _checkpoint(s3, quarantine_bucket, ref, part.index)
     try:
         outcome = load_stream(
             s3,
@@ -290,11 +305,18 @@ def load_part(
             budget=budget,
             fmt=staged.format if staged is not None else None,
             skip_records=done.records_read,
+            report=report,
         )
     except Interrupted as stopped:
         # The next delivery resumes after the records done so far instead of starting the part again.
         _save_checkpoint(
-            s3, quarantine_bucket, ref, part.index, done + stopped.progress, attempts=attempt + 1
+            s3,
+            quarantine_bucket,
+            ref,
+            part.index,
+            done + stopped.progress,
+            attempts=attempt + 1,
+            report=report,
         )
         raise
     total = done + Progress(
@@ -320,6 +342,7 @@ def load_part(
         first_errors=[record.model_dump() for record in total.first_errors[:MAX_ERRORS_IN_MANIFEST]],
         error=error,
         quarantined_file_key=quarantined,
+        contract=report.to_dict(),
     )
     s3.put_object(
         Bucket=quarantine_bucket,
@@ -381,6 +404,10 @@ def finish(
     copies = [result.quarantined_file_key for result in results if result.quarantined_file_key]
     rejected = sum(result.records_rejected for result in results)
     status = "quarantined" if failed else ("partial" if rejected else "loaded")
+    # Every CSV part reads the same header, so each decides the same: merged, each decision shows once.
+    report = ContractReport()
+    for result in results:
+        report.merge(ContractReport.from_dict(result.contract))
     return describe(
         "database",
         status,  # type: ignore[arg-type]
@@ -396,4 +423,5 @@ def finish(
         first_errors=errors[:10],
         parts_total=part.count,
         parts_done=len(results),
+        contract_decisions=report.decisions(),
     )
