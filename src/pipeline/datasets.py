@@ -15,6 +15,8 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from pipeline.contracts import Contract
+from pipeline.enrichment import Derived, Enrichment, Lookup, age_band, email_domain
+from pipeline.objects import LINEAGE_FIELDS
 from pipeline.readers import Format
 from pipeline.schemas.users import UserRecord
 
@@ -39,10 +41,14 @@ class Dataset:
     delimiter: str = ","
     # What to do with columns the schema does not know (reject | ignore | keep): pipeline.contracts.
     contract: Contract = field(default_factory=Contract)
+    # Derived fields and reference lookups added to valid records before they are written (enrichment).
+    enrichment: Enrichment | None = None
 
     def __post_init__(self) -> None:
         if self.schema is not None and (self.key_field is None or self.table_env is None):
             raise ValueError(f"dataset {self.name!r}: a schema needs a key_field and a table_env")
+        if self.enrichment is not None:
+            _check_enrichment(self)
 
     @property
     def loads_database(self) -> bool:
@@ -57,10 +63,50 @@ class Dataset:
         return any(fnmatchcase(name, pattern.lower()) for pattern in self.patterns)
 
 
+def _check_enrichment(dataset: Dataset) -> None:
+    """Refuse, at import, an enrichment that would overwrite a field or read an attribute nobody writes."""
+    assert dataset.enrichment is not None
+    if dataset.schema is None:
+        raise ValueError(f"dataset {dataset.name!r}: enrichment needs a schema (it enriches valid records)")
+    available = set(dataset.schema.model_fields)
+    taken = available | set(LINEAGE_FIELDS) | {"line"}
+    for step in dataset.enrichment.steps:
+        if step.source not in available:
+            raise ValueError(
+                f"dataset {dataset.name!r}: enrichment {step.name!r} reads unknown {step.source!r}"
+            )
+        if step.name in taken:
+            raise ValueError(f"dataset {dataset.name!r}: enrichment {step.name!r} would overwrite a field")
+        available.add(step.name)
+        taken.add(step.name)
+
+
 UNCLASSIFIED = Dataset(UNCLASSIFIED_NAME)
 
 
 # --- the registry ------------------------------------------------------------------------------------
+
+# users-enricher/1: bump the version whenever a step below changes what it computes.
+USERS_ENRICHMENT = Enrichment(
+    name="users-enricher",
+    version=1,
+    steps=(
+        Derived("email_domain", source="email", function=email_domain),
+        Derived("age_band", source="age", function=age_band),
+        # reference/email_providers/v1/email_providers.csv lists free-mail and education domains (a suffix
+        # such as ac.uk names all below it); any other domain is taken to be an organisation's own.
+        Lookup(
+            "email_provider",
+            source="email_domain",
+            table="email_providers",
+            key_column="domain",
+            value_column="kind",
+            version="v1",
+            parent_domains=True,
+            default="corporate",
+        ),
+    ),
+)
 
 USERS = Dataset(
     name="users",
@@ -68,6 +114,8 @@ USERS = Dataset(
     schema=UserRecord,
     key_field="user_id",
     table_env="PIPELINE_USERS_TABLE",
+    contract=Contract(unknown_columns="reject"),  # the default, said out loud: today's strictness
+    enrichment=USERS_ENRICHMENT,
 )
 
 # Lake-only: kept in the data lake, partitioned, but not loaded into a table.

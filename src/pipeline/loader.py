@@ -10,6 +10,7 @@ from pipeline.budget import Budget, OutOfTime
 from pipeline.contracts import ContractReport
 from pipeline.database import TableWriter, WriteResult
 from pipeline.datasets import Dataset
+from pipeline.enrichment import Enricher
 from pipeline.manifests import Manifest, RecordError, Status, describe
 from pipeline.objects import ObjectRef
 from pipeline.quarantine import RejectsWriter, quarantine_file
@@ -89,6 +90,7 @@ def load_file(
     quarantine_bucket: str,
     batch_size: int = 1000,
     budget: Budget | None = None,
+    enricher: Enricher | None = None,
 ) -> Manifest:
     """Validate every record of one file and load the good ones; the manifest says what happened."""
     return load_stream(
@@ -100,6 +102,7 @@ def load_file(
         quarantine_bucket=quarantine_bucket,
         batch_size=batch_size,
         budget=budget,
+        enricher=enricher,
     )
 
 
@@ -118,6 +121,7 @@ def load_stream(
     fmt: Format | None = None,
     skip_records: int = 0,
     report: ContractReport | None = None,
+    enricher: Enricher | None = None,
 ) -> Manifest:
     """Load the records of ``body`` (a whole file, or one part of it numbered from ``line_offset``).
 
@@ -125,7 +129,8 @@ def load_stream(
     ``skip_records`` records are passed over: a resumed load. Running out of time between two batches raises
     :class:`Interrupted` with the counts so far, once the rejects so far are uploaded.
     ``report`` collects what the dataset's contract decided (a part passes its own, to keep it across
-    attempts); the manifest lists its decisions.
+    attempts); the manifest lists its decisions. ``enricher`` (the dataset's, see :mod:`pipeline.enrichment`)
+    adds its attributes to the valid records before they are written.
     """
     if dataset.schema is None:
         raise ValueError(f"dataset {dataset.name!r} has no schema: nothing to load into a table")
@@ -157,6 +162,8 @@ def load_stream(
                 budget.check(reserve_ms=pace.reserve_ms())
             read += batch.records_read
             if batch.items:
+                if enricher is not None:
+                    enricher.apply(batch.items)
                 written.add(writer.write(batch.items))
             for rejection in batch.rejections:
                 rejects.add(rejection)
@@ -200,4 +207,5 @@ def load_stream(
         error=error,
         first_errors=rejects.first_errors,
         contract_decisions=report.decisions(),
+        enricher_version=enricher.version if enricher is not None else None,
     )

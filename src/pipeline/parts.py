@@ -28,6 +28,7 @@ from pipeline.budget import Budget
 from pipeline.contracts import ContractReport
 from pipeline.database import TableWriter
 from pipeline.datasets import Dataset
+from pipeline.enrichment import Enricher
 from pipeline.loader import Interrupted, Progress, load_stream
 from pipeline.manifests import (
     MAX_ERRORS_IN_MANIFEST,
@@ -80,6 +81,7 @@ class PartResult:
     quarantined_file_key: str | None = None
     # the contract's decisions as names per kind (ContractReport.to_dict): added up, each shown once
     contract: dict[str, list[str]] = field(default_factory=dict)
+    enricher_version: str | None = None
 
 
 Layout = Literal["whole", "split", "stage"]
@@ -278,6 +280,7 @@ def load_part(
     batch_size: int,
     budget: Budget | None = None,
     staged: StagedCopy | None = None,
+    enricher: Enricher | None = None,
 ) -> bool:
     """Load one part (of the file, or of its staged copy) unless it is done already; True when this call
     loaded it. The last part of a staged copy that ended at a fault in the source carries that fault."""
@@ -306,6 +309,7 @@ def load_part(
             fmt=staged.format if staged is not None else None,
             skip_records=done.records_read,
             report=report,
+            enricher=enricher,
         )
     except Interrupted as stopped:
         # The next delivery resumes after the records done so far instead of starting the part again.
@@ -343,6 +347,7 @@ def load_part(
         error=error,
         quarantined_file_key=quarantined,
         contract=report.to_dict(),
+        enricher_version=outcome.enricher_version,
     )
     s3.put_object(
         Bucket=quarantine_bucket,
@@ -408,6 +413,8 @@ def finish(
     report = ContractReport()
     for result in results:
         report.merge(ContractReport.from_dict(result.contract))
+    # Parts loaded by different processes could differ if the configured version changed in between.
+    enrichers = sorted({result.enricher_version for result in results if result.enricher_version})
     return describe(
         "database",
         status,  # type: ignore[arg-type]
@@ -424,4 +431,5 @@ def finish(
         parts_total=part.count,
         parts_done=len(results),
         contract_decisions=report.decisions(),
+        enricher_version=", ".join(enrichers) or None,
     )
