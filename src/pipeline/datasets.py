@@ -5,6 +5,35 @@ prefix), how to read them and, when it has a schema, which table its validated r
 environment variable naming the table is set by Terraform on the database loader). The first dataset that
 matches a key wins; a key that matches none goes to the data lake's ``unclassified`` area, which is never an
 error. Every file, matched or not, is copied to the lake.
+
+A dataset with a schema may also declare:
+
+- ``contract=Contract(unknown_columns=...)`` (:mod:`pipeline.contracts`): what a column (or JSON key) the
+  schema does not know does to the file. ``"reject"``, the default and what ``users`` uses: a CSV file with
+  one is quarantined, a JSON record with one is rejected. ``"ignore"``: dropped. ``"keep"``: carried in
+  ``ValidatedBatch.extras`` for the data lake, never into the table item. Names are matched ignoring case,
+  surrounding spaces and a BOM under every policy, and the manifest lists each decision
+  (``contract_decisions``, e.g. ``"ignored columns: signup_source"``).
+- ``enrichment=Enrichment(name, version, steps)`` (:mod:`pipeline.enrichment`): attributes added to each valid
+  record before it is written: ``Derived(name, source, function)`` for a pure function of one attribute,
+  ``Lookup(name, source, table, key_column, value_column, version="v1")`` for a reference table kept in the
+  lake at ``reference/<table>/<version>/<table>.csv`` (put the CSV under the repository's ``reference/``:
+  Terraform uploads it; ``reference_versions`` picks the version). Bump ``version`` whenever a step changes
+  what it computes: ``enricher_version`` (``<name>/<version>+<table>/<version>...``) is in every item.
+
+For example, a partners file whose exports add columns of their own, kept for the lake::
+
+    PARTNERS = Dataset(
+        name="partners",
+        patterns=("partners*.csv",),
+        schema=PartnerRecord,
+        key_field="partner_id",
+        table_env="PIPELINE_PARTNERS_TABLE",
+        contract=Contract(unknown_columns="keep"),
+        enrichment=Enrichment(
+            "partners-enricher", 1, (Derived("email_domain", source="email", function=email_domain),)
+        ),
+    )
 """
 
 from __future__ import annotations
