@@ -68,6 +68,8 @@ locals {
     "table.users"        = module.table.name
     "queue.part-loader"  = module.fanout.queues["part-loader"].url
     "setting.part_bytes" = tostring(var.part_bytes)
+    # "email_providers=v1,...": the reference data versions enrichment uses (pipeline.enrichment)
+    "setting.reference_versions" = join(",", [for table, version in var.reference_versions : "${table}=${version}"])
   }
 
   # The statement groups a function may be granted in functions.json, beyond consuming its own queue. Each is
@@ -155,6 +157,14 @@ locals {
         # Listing work/<key>@<version>/parts/ tells the last part that the file is done.
         actions   = ["s3:ListBucket"]
         resources = [module.bucket["quarantine"].arn]
+      },
+    ]
+    "read-reference" = [
+      {
+        sid = "ReadReferenceData"
+        # Enrichment's lookup tables: reference/<table>/<version>/<table>.csv in the lake, read once per process.
+        actions   = ["s3:GetObject"]
+        resources = ["${module.bucket["datalake"].arn}/reference/*"]
       },
     ]
     "send-parts" = [
@@ -245,6 +255,18 @@ module "bucket" {
   transition_days                    = each.value.transition_days
   expiration_days                    = each.value.expiration_days
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
+}
+
+# Enrichment's reference data, shipped in the repository (reference/<table>/<version>/<table>.csv) and kept in
+# the lake beside the data it describes. A published version is never edited: a change is a new version.
+resource "aws_s3_object" "reference" {
+  for_each = fileset("${path.module}/../reference", "*/v*/*.csv")
+
+  bucket       = module.bucket["datalake"].name
+  key          = "reference/${each.value}"
+  source       = "${path.module}/../reference/${each.value}"
+  source_hash  = filemd5("${path.module}/../reference/${each.value}")
+  content_type = "text/csv"
 }
 
 module "fanout" {

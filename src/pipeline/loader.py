@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.budget import Budget, OutOfTime
+from pipeline.contracts import ContractReport
 from pipeline.database import TableWriter, WriteResult
 from pipeline.datasets import Dataset
+from pipeline.enrichment import Enricher
 from pipeline.manifests import Manifest, RecordError, Status, describe
 from pipeline.objects import ObjectRef
 from pipeline.quarantine import RejectsWriter, quarantine_file
@@ -88,6 +90,7 @@ def load_file(
     quarantine_bucket: str,
     batch_size: int = 1000,
     budget: Budget | None = None,
+    enricher: Enricher | None = None,
 ) -> Manifest:
     """Validate every record of one file and load the good ones; the manifest says what happened."""
     return load_stream(
@@ -99,6 +102,7 @@ def load_file(
         quarantine_bucket=quarantine_bucket,
         batch_size=batch_size,
         budget=budget,
+        enricher=enricher,
     )
 
 
@@ -116,16 +120,22 @@ def load_stream(
     rejects_at: str | None = None,
     fmt: Format | None = None,
     skip_records: int = 0,
+    report: ContractReport | None = None,
+    enricher: Enricher | None = None,
 ) -> Manifest:
     """Load the records of ``body`` (a whole file, or one part of it numbered from ``line_offset``).
 
     ``fmt`` is the format of ``body`` when it is not the file's own (a staged copy: plain text).
     ``skip_records`` records are passed over: a resumed load. Running out of time between two batches raises
     :class:`Interrupted` with the counts so far, once the rejects so far are uploaded.
+    ``report`` collects what the dataset's contract decided (a part passes its own, to keep it across
+    attempts); the manifest lists its decisions. ``enricher`` (the dataset's, see :mod:`pipeline.enrichment`)
+    adds its attributes to the valid records before they are written.
     """
     if dataset.schema is None:
         raise ValueError(f"dataset {dataset.name!r} has no schema: nothing to load into a table")
     fmt, gzipped = detect_format(ref.key, dataset.format) if fmt is None else (fmt, False)
+    report = ContractReport() if report is None else report
     rejects = RejectsWriter(ref, rejects_at)
     written = WriteResult()
     read = 0
@@ -144,11 +154,15 @@ def load_stream(
             batch_size=pace.next_size if pace is not None else batch_size,
             line_offset=line_offset,
             skip_records=skip_records,
+            contract=dataset.contract,
+            report=report,
         ):
             if budget is not None and pace is not None:
                 # Stop between batches, never mid-write (the writes so far are idempotent).
                 budget.check(reserve_ms=pace.reserve_ms())
             if batch.items:
+                if enricher is not None:
+                    enricher.apply(batch.items)
                 # May raise OutOfTime too (a retry that would not fit): the batch then counts as unread.
                 written.add(writer.write(batch.items))
             read += batch.records_read
@@ -193,4 +207,6 @@ def load_stream(
         quarantined_file_key=quarantined,
         error=error,
         first_errors=rejects.first_errors,
+        contract_decisions=report.decisions(),
+        enricher_version=enricher.version if enricher is not None else None,
     )
