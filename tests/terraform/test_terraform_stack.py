@@ -187,6 +187,10 @@ def test_each_function_runs_its_handler_from_its_image_with_its_environment(
         if function_key == "datalake-loader"
         else {"PIPELINE_USERS_TABLE": out["table_name"]}
     )
+    if function_key in {"database-loader", "part-loader"}:
+        # Enrichment reads its versioned reference data from the lake.
+        specific["PIPELINE_DATALAKE_BUCKET"] = out["datalake_bucket"]
+        specific["PIPELINE_REFERENCE_VERSIONS"] = "email_providers=v1"
     if function_key == "database-loader":
         specific["PIPELINE_PARTS_QUEUE_URL"] = out["queues"]["part-loader"]["url"]
         specific["PIPELINE_PART_BYTES"] = str(deployed_stack.variables["part_bytes"])
