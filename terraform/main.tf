@@ -307,6 +307,22 @@ module "table" {
   name                = "${local.prefix}-users"
   deletion_protection = var.table_deletion_protection
   kms_key_arn         = var.kms_key_arn
+  # `pipeline get-user --email` queries it (the application's look-up by email).
+  email_index = true
+}
+
+# The catalogue (Glue) and the warehouse (Athena) over the data lake's curated zone and the rejects.
+module "catalog" {
+  source = "./modules/catalog"
+
+  # Athena wants no hyphens in database names.
+  database_name          = replace("${local.prefix}_datalake", "-", "_")
+  datalake_bucket_name   = module.bucket["datalake"].name
+  quarantine_bucket_name = module.bucket["quarantine"].name
+  workgroup_name         = local.prefix
+  results_bucket_name    = "${local.prefix}-athena${local.name_suffix}"
+  kms_key_arn            = var.kms_key_arn
+  force_destroy          = var.force_destroy
 }
 
 module "function" {

@@ -296,3 +296,14 @@ variable "part_bytes" {
     error_message = "part_bytes must be a whole number of bytes between 64 KiB and 5 GiB."
   }
 }
+
+variable "provider_max_retries" {
+  description = "Attempts the AWS provider makes at an API call before it fails (its `max_retries`). Null: the provider's default, 25, for AWS's throttling. The embedded target sets a few, so that an action the emulator lacks fails in seconds instead of retrying for many minutes. The provider does not read AWS_MAX_ATTEMPTS."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.provider_max_retries == null || try(var.provider_max_retries >= 1 && floor(var.provider_max_retries) == var.provider_max_retries, false)
+    error_message = "provider_max_retries must be a whole number >= 1, or null."
+  }
+}
