@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from pipeline.budget import Budget
+from pipeline.budget import Budget, OutOfTime
 from pipeline.contracts import ContractReport
 from pipeline.database import TableWriter
 from pipeline.datasets import Dataset
@@ -151,8 +151,62 @@ def plan_file(
     The scan checks the time budget before each chunk it reads: a file too big to scan in what is left
     raises :class:`~pipeline.budget.OutOfTime` (handed back, planned again from the start; a staged copy is
     reused), never runs into the timeout. The scan rate bounds what one invocation can plan (see
-    benchmarks/README.md).
+    benchmarks/README.md). Queueing is resumable: out of time part-way, the plan and how many parts are
+    queued are saved (``work/<key>@<version>/plan.json``), and the next delivery queues only the rest,
+    without scanning again; every attempt makes progress, so a big plan never spends its message's receives
+    going over the same ground.
     """
+    saved = _saved_plan(s3, quarantine_bucket, ref)
+    if saved is not None:
+        parts, queued = saved
+    else:
+        parts, queued = _scan(s3, ref, dataset, part_bytes=part_bytes, staged=staged, budget=budget), 0
+    manifest = describe("database", "in_progress", dataset.name, ref, parts_total=len(parts), parts_done=0)
+    if saved is None:
+        # Before the parts are queued: the last part's final manifest must never be overwritten by this one.
+        write_manifest(s3, quarantine_bucket, ref, manifest)
+    staged_fields = {"staged": staged.to_dict()} if staged is not None else {}
+    bodies = [
+        json.dumps(
+            {
+                "kind": MESSAGE_KIND,
+                "dataset": dataset.name,
+                "ref": ref_to_dict(ref),
+                "part": p.to_dict(),
+                **staged_fields,
+            }
+        )
+        for p in parts
+    ]
+    try:
+        for start in range(queued, len(bodies), SQS_BATCH_LIMIT):
+            queued = start
+            if budget is not None:
+                budget.check()
+            chunk = bodies[start : start + SQS_BATCH_LIMIT]
+            response = sqs.send_message_batch(
+                QueueUrl=parts_queue_url,
+                Entries=[{"Id": str(index), "MessageBody": body} for index, body in enumerate(chunk)],
+            )
+            if response.get("Failed"):
+                # Raise: the planning message is retried; re-sending a part is harmless (idempotent parts).
+                raise RuntimeError(f"could not queue {len(response['Failed'])} part(s) of {ref.key}")
+    except OutOfTime:
+        # A part queued twice (its batch sent, the answer lost) skips on its result: resuming is safe.
+        _save_plan(s3, quarantine_bucket, ref, parts, queued=queued)
+        raise
+    return manifest
+
+
+def _scan(
+    s3: S3Client,
+    ref: ObjectRef,
+    dataset: Dataset,
+    *,
+    part_bytes: int,
+    staged: StagedCopy | None,
+    budget: Budget | None,
+) -> list[Part]:
     if staged is None:
         fmt, _ = detect_format(ref.key, dataset.format)
         assert ref.size is not None
@@ -170,34 +224,34 @@ def plan_file(
     parts = plan_parts(read_within_budget, size, fmt, part_bytes, delimiter=dataset.delimiter)
     if not parts:  # a staged copy with nothing before the fault: one empty part still ends the file
         parts = [Part(index=0, count=1, start=0, end=0, first_line=1)]
-    manifest = describe("database", "in_progress", dataset.name, ref, parts_total=len(parts), parts_done=0)
-    # Before the parts are queued: the last part's final manifest must never be overwritten by this one.
-    write_manifest(s3, quarantine_bucket, ref, manifest)
-    staged_fields = {"staged": staged.to_dict()} if staged is not None else {}
-    bodies = [
-        json.dumps(
-            {
-                "kind": MESSAGE_KIND,
-                "dataset": dataset.name,
-                "ref": ref_to_dict(ref),
-                "part": p.to_dict(),
-                **staged_fields,
-            }
-        )
-        for p in parts
-    ]
-    for start in range(0, len(bodies), SQS_BATCH_LIMIT):
-        if budget is not None:
-            budget.check()  # out of time part-way: planned again; a part queued twice skips on its result
-        chunk = bodies[start : start + SQS_BATCH_LIMIT]
-        response = sqs.send_message_batch(
-            QueueUrl=parts_queue_url,
-            Entries=[{"Id": str(index), "MessageBody": body} for index, body in enumerate(chunk)],
-        )
-        if response.get("Failed"):
-            # Raise: the planning message is retried, and re-sending a part is harmless (idempotent parts).
-            raise RuntimeError(f"could not queue {len(response['Failed'])} part(s) of {ref.key}")
-    return manifest
+    return parts
+
+
+def plan_key(ref: ObjectRef) -> str:
+    # Beside, not under, parts/: finish() counts the results listed there.
+    return f"{work_prefix(ref)}plan.json"
+
+
+def _saved_plan(s3: S3Client, bucket: str, ref: ObjectRef) -> tuple[list[Part], int] | None:
+    """The parts and how many of them are queued, saved by an attempt that ran out of time; None if none."""
+    try:
+        raw = json.loads(s3.get_object(Bucket=bucket, Key=plan_key(ref))["Body"].read())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in MISSING:
+            return None
+        raise
+    return [Part.from_dict(part) for part in raw["parts"]], int(raw["queued"])
+
+
+def _save_plan(s3: S3Client, bucket: str, ref: ObjectRef, parts: list[Part], *, queued: int) -> None:
+    document = {"parts": [part.to_dict() for part in parts], "queued": queued}
+    s3.put_object(
+        Bucket=bucket, Key=plan_key(ref), Body=json.dumps(document).encode(), ContentType="application/json"
+    )
+
+
+# What S3 answers for a key that is not there (403 without s3:ListBucket on the bucket).
+MISSING = frozenset({"404", "NoSuchKey", "NotFound", "403", "AccessDenied"})
 
 
 def result_key(ref: ObjectRef, index: int) -> str:
@@ -217,13 +271,7 @@ def _checkpoint(
     try:
         raw = json.loads(s3.get_object(Bucket=bucket, Key=checkpoint_key(ref, index))["Body"].read())
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {
-            "404",
-            "NoSuchKey",
-            "NotFound",
-            "403",
-            "AccessDenied",
-        }:
+        if exc.response.get("Error", {}).get("Code") in MISSING:
             return Progress(), 0, ContractReport()
         raise
     errors = [RecordError(**error) for error in raw.pop("first_errors")]

@@ -15,7 +15,7 @@ from moto import mock_aws
 from pipeline.budget import Budget, OutOfTime
 from pipeline.datasets import route
 from pipeline.objects import ObjectRef
-from pipeline.parts import layout, plan_file
+from pipeline.parts import layout, plan_file, plan_key
 from pipeline.readers import iter_rows
 from pipeline.staging import STAGING_CHUNK_BYTES, needs_staging, record_key, stage
 
@@ -223,3 +223,48 @@ def test_planning_out_of_time_raises_before_queueing_anything(s3: Any) -> None:
         )
 
     assert not sqs.receive_message(QueueUrl=queue).get("Messages")
+
+
+def test_planning_out_of_time_while_queueing_resumes_where_it_stopped(s3: Any) -> None:
+    plain = users_csv(60_000)
+    ref = landed(s3, "in/users.csv", plain)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName="parts")["QueueUrl"]
+    ranged_gets: list[str] = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.GetObject",
+        lambda params, **_: ranged_gets.append(params["Key"]) if params.get("Range") else None,
+    )
+
+    def plan(budget: Budget | None) -> Any:
+        return plan_file(
+            s3,
+            sqs,
+            ref,
+            route(ref.key),
+            parts_queue_url=queue,
+            part_bytes=PART_BYTES,
+            quarantine_bucket=WORK,
+            budget=budget,
+        )
+
+    # A full plan first, to learn how many reads (one budget check each) the scan takes.
+    plan(None)
+    scans = len(ranged_gets)
+    sqs.purge_queue(QueueUrl=queue)
+    ranged_gets.clear()
+    # Time enough to scan and queue two batches of ten parts, not the rest.
+    with pytest.raises(OutOfTime):
+        plan(Budget(Clock(calls_left=scans + 3), margin_ms=1_000))
+    assert ranged_gets  # this attempt scanned
+    saved = json.loads(s3.get_object(Bucket=WORK, Key=plan_key(ref))["Body"].read())
+    assert saved["queued"] == 20
+
+    ranged_gets.clear()
+    manifest = plan(None)
+    assert ranged_gets == []  # the next attempt did not scan again
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        messages += [json.loads(message["Body"]) for message in batch]
+    indexes = sorted(message["part"]["index"] for message in messages)
+    assert indexes == list(range(manifest.parts_total))  # every part once
