@@ -76,10 +76,10 @@ locals {
     "queue.part-loader"  = module.fanout.queues["part-loader"].url
     "setting.part_bytes" = tostring(var.part_bytes)
     # "email_providers=v1,...": the reference data versions enrichment uses (pipeline.enrichment)
-    "setting.reference_versions" = join(",", [for table, version in var.reference_versions : "${table}=${version}"])
-    "setting.upload_max_bytes"   = tostring(var.upload_max_bytes)
-    "setting.upload_expiry"      = tostring(var.upload_url_expiry_seconds)
-    "setting.events_max_bytes"   = tostring(var.events_max_bytes)
+    "setting.reference_versions"        = join(",", [for table, version in var.reference_versions : "${table}=${version}"])
+    "setting.upload_max_bytes"          = tostring(var.upload_max_bytes)
+    "setting.upload_url_expiry_seconds" = tostring(var.upload_url_expiry_seconds)
+    "setting.events_max_bytes"          = tostring(var.events_max_bytes)
   }
 
   # The statement groups a function may be granted in functions.json, beyond consuming its own queue. Each is

@@ -149,7 +149,7 @@ resource "aws_lambda_function" "this" {
   lifecycle {
     precondition {
       condition     = !local.has_queue || try(var.queue_visibility_timeout_seconds >= 6 * var.timeout + var.maximum_batching_window_in_seconds, false)
-      error_message = "The queue's visibility timeout (${var.queue_visibility_timeout_seconds} s) must be at least six times the function timeout plus the batching window (${6 * var.timeout + var.maximum_batching_window_in_seconds} s), or messages are redelivered while a batch is still being retried."
+      error_message = "The queue's visibility timeout (${coalesce(var.queue_visibility_timeout_seconds, 0)} s) must be at least six times the function timeout plus the batching window (${6 * var.timeout + var.maximum_batching_window_in_seconds} s), or messages are redelivered while a batch is still being retried."
     }
   }
 
