@@ -65,6 +65,10 @@ fmt: ## format Python and Terraform in place
 	$(BIN)/ruff check --fix .
 	terraform fmt -recursive $(TF_DIR)
 
+.PHONY: openapi
+openapi: ## write the ingest API's OpenAPI document (docs/openapi.json) from its routes
+	$(BIN)/python -m pipeline_toolkit.openapi
+
 .PHONY: checkov
 checkov: $(CHECKOV_VENV)/bin/checkov ## static security analysis of terraform/
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact -d $(TF_DIR) --framework terraform

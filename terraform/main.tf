@@ -5,6 +5,9 @@
 #                                                                both             --> quarantine bucket
 #   alarms on every function, queue and the topic's deliveries; one dashboard (module monitoring)
 #
+#   caller --JWT (Cognito pool, module identity)--> HTTP API (module api) --> ingest-api  --> landing bucket
+#                                                                          (trigger http)    (uploads/, events/)
+#
 # Every name starts with "<project>-<environment>", so several environments can share an account.
 
 data "aws_caller_identity" "current" {}
@@ -41,6 +44,10 @@ locals {
   # local.functions mentions, so `terraform apply -target=module.ecr` creates only the repositories (the first
   # step of a deploy, before any image is pushed).
   function_keys = toset(keys(local.function_list))
+  # Functions with a queue (trigger landing-events or parts), and the one invoked by the HTTP API (trigger http):
+  # no queue, no event source mapping, no dead-letter queue.
+  queued_functions = { for key, f in local.function_list : key => f if f.trigger != "http" }
+  api_function     = one([for key, f in local.function_list : key if f.trigger == "http"])
 
   buckets = {
     # Raw files as they arrived, versioned; they age out once the data lake holds their data.
@@ -69,7 +76,10 @@ locals {
     "queue.part-loader"  = module.fanout.queues["part-loader"].url
     "setting.part_bytes" = tostring(var.part_bytes)
     # "email_providers=v1,...": the reference data versions enrichment uses (pipeline.enrichment)
-    "setting.reference_versions" = join(",", [for table, version in var.reference_versions : "${table}=${version}"])
+    "setting.reference_versions"        = join(",", [for table, version in var.reference_versions : "${table}=${version}"])
+    "setting.upload_max_bytes"          = tostring(var.upload_max_bytes)
+    "setting.upload_url_expiry_seconds" = tostring(var.upload_url_expiry_seconds)
+    "setting.events_max_bytes"          = tostring(var.events_max_bytes)
   }
 
   # The statement groups a function may be granted in functions.json, beyond consuming its own queue. Each is
@@ -165,6 +175,37 @@ locals {
         # Enrichment's lookup tables: reference/<table>/<version>/<table>.csv in the lake, read once per process.
         actions   = ["s3:GetObject"]
         resources = ["${module.bucket["datalake"].arn}/reference/*"]
+      },
+    ]
+    "land-uploads" = [
+      {
+        sid = "LandUploadsAndEventBatches"
+        # Signs the presigned POSTs of uploads/<sub>/... (S3 checks the signer's permission when the browser
+        # posts) and writes event batches to events/<sub>/...; nothing else of the landing bucket.
+        actions = ["s3:PutObject"]
+        resources = [
+          "${module.bucket["landing"].arn}/uploads/*",
+          "${module.bucket["landing"].arn}/events/*",
+        ]
+      },
+      {
+        sid = "ReadEventBatches"
+        # HeadObject on a batch that has landed already: a retry (same request digest) or a reused key.
+        actions   = ["s3:GetObject"]
+        resources = ["${module.bucket["landing"].arn}/events/*"]
+      },
+    ]
+    "read-manifests" = [
+      {
+        sid       = "ReadManifests"
+        actions   = ["s3:GetObject"]
+        resources = ["${module.bucket["quarantine"].arn}/manifests/*"]
+      },
+      {
+        sid = "ListManifests"
+        # GET /files lists manifests/<stage>/uploads/<sub>/: the caller's own prefix.
+        actions   = ["s3:ListBucket"]
+        resources = [module.bucket["quarantine"].arn]
       },
     ]
     "send-parts" = [
@@ -284,7 +325,7 @@ module "fanout" {
       max_receive_count          = s.max_receive_count
       # "parts": a queue of its own that other functions send to, not subscribed to the landing events.
       subscribe = local.function_list[key].trigger == "landing-events"
-    }
+    } if contains(keys(local.queued_functions), key)
   }
 }
 
@@ -341,9 +382,10 @@ module "function" {
   log_retention_days    = var.log_retention_days
   alarm_actions         = var.alarm_actions
 
-  queue_arn                          = module.fanout.queues[each.key].arn
-  queue_visibility_timeout_seconds   = module.fanout.queues[each.key].visibility_timeout_seconds
-  dead_letter_queue_name             = module.fanout.queues[each.key].dlq_name
+  consumes_queue                     = contains(keys(local.queued_functions), each.key)
+  queue_arn                          = try(module.fanout.queues[each.key].arn, null)
+  queue_visibility_timeout_seconds   = try(module.fanout.queues[each.key].visibility_timeout_seconds, null)
+  dead_letter_queue_name             = try(module.fanout.queues[each.key].dlq_name, null)
   batch_size                         = local.settings[each.key].batch_size
   maximum_batching_window_in_seconds = local.settings[each.key].maximum_batching_window_in_seconds
   maximum_concurrency                = local.settings[each.key].maximum_concurrency
@@ -366,4 +408,37 @@ module "monitoring" {
       function_name = module.function[key].function_name
     }
   }
+}
+
+# Who may call the ingest API: the Cognito user pool and its public app client.
+module "identity" {
+  source = "./modules/identity"
+
+  name                          = local.prefix
+  password_minimum_length       = var.password_minimum_length
+  mfa                           = var.user_pool_mfa
+  access_token_validity_minutes = var.access_token_validity_minutes
+  id_token_validity_minutes     = var.id_token_validity_minutes
+  refresh_token_validity_days   = var.refresh_token_validity_days
+  domain_prefix                 = var.user_pool_domain_prefix
+  callback_urls                 = var.user_pool_callback_urls
+  logout_urls                   = var.user_pool_logout_urls
+  deletion_protection           = var.user_pool_deletion_protection
+}
+
+# The ingest API in front of the function whose trigger is "http" (none listed: no API).
+module "api" {
+  source = "./modules/api"
+  count  = local.api_function == null ? 0 : 1
+
+  name                   = "${local.prefix}-ingest"
+  function_arn           = module.function[local.api_function].function_arn
+  function_invoke_arn    = module.function[local.api_function].invoke_arn
+  jwt_issuer             = module.identity.issuer
+  jwt_audience           = [module.identity.client_id]
+  cors_allow_origins     = var.api_cors_allow_origins
+  throttling_burst_limit = var.api_throttling_burst_limit
+  throttling_rate_limit  = var.api_throttling_rate_limit
+  log_retention_days     = var.log_retention_days
+  kms_key_arn            = var.kms_key_arn
 }

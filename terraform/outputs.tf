@@ -66,8 +66,8 @@ output "table_arn" {
 }
 
 output "event_source_mappings" {
-  description = "UUID of each function's SQS event source mapping, per function key (disabled when managed_sqs_polling is false)."
-  value       = { for key, f in module.function : key => f.event_source_mapping_uuid }
+  description = "UUID of each queued function's SQS event source mapping, per function key (disabled when managed_sqs_polling is false)."
+  value       = { for key, f in module.function : key => f.event_source_mapping_uuid if f.event_source_mapping_uuid != null }
 }
 
 output "subscription_dlq" {
@@ -106,4 +106,19 @@ output "athena_results_bucket" {
 output "named_queries" {
   description = "Id of each Athena named query, by name (users_per_email_domain, loads_per_day, rejects_per_reason)."
   value       = module.catalog.named_query_ids
+}
+
+output "user_pool_id" {
+  description = "ID of the Cognito user pool whose tokens the ingest API takes."
+  value       = module.identity.user_pool_id
+}
+
+output "user_pool_client_id" {
+  description = "ID of the user pool's public app client (no secret; SRP and password sign-in)."
+  value       = module.identity.client_id
+}
+
+output "api_endpoint" {
+  description = "Base URL of the ingest API (null when no function has the http trigger)."
+  value       = try(module.api[0].api_endpoint, null)
 }

@@ -307,3 +307,133 @@ variable "provider_max_retries" {
     error_message = "provider_max_retries must be a whole number >= 1, or null."
   }
 }
+
+variable "upload_max_bytes" {
+  description = "Largest file POST /uploads hands out a presigned form for, in bytes (S3 takes at most 5 GiB in one POST)."
+  type        = number
+  default     = 104857600
+
+  validation {
+    condition     = var.upload_max_bytes >= 1 && var.upload_max_bytes <= 5368709120 && floor(var.upload_max_bytes) == var.upload_max_bytes
+    error_message = "upload_max_bytes must be a whole number from 1 to 5368709120 (5 GiB)."
+  }
+}
+
+variable "upload_url_expiry_seconds" {
+  description = "How long a presigned upload form stays usable, in seconds: short, a leaked form is useless soon."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.upload_url_expiry_seconds >= 30 && var.upload_url_expiry_seconds <= 3600
+    error_message = "upload_url_expiry_seconds must be from 30 to 3600 (the function's credentials that sign it last about an hour)."
+  }
+}
+
+variable "events_max_bytes" {
+  description = "Largest body POST /events/{dataset} takes, in bytes (413 above it)."
+  type        = number
+  default     = 1048576
+
+  validation {
+    condition     = var.events_max_bytes >= 1024 && var.events_max_bytes <= 4194304
+    error_message = "events_max_bytes must be from 1024 to 4194304 (a synchronous invocation takes 6 MB, base64 included)."
+  }
+}
+
+variable "password_minimum_length" {
+  description = "Shortest password of the Cognito user pool (also needs lower and upper case, a digit and a symbol)."
+  type        = number
+  default     = 12
+
+  validation {
+    condition     = var.password_minimum_length >= 8 && var.password_minimum_length <= 99
+    error_message = "password_minimum_length must be from 8 to 99."
+  }
+}
+
+variable "user_pool_mfa" {
+  description = "Multi-factor authentication of the user pool: OFF, OPTIONAL (an authenticator app) or ON."
+  type        = string
+  default     = "OPTIONAL"
+
+  validation {
+    condition     = contains(["OFF", "OPTIONAL", "ON"], var.user_pool_mfa)
+    error_message = "user_pool_mfa must be OFF, OPTIONAL or ON."
+  }
+}
+
+variable "access_token_validity_minutes" {
+  description = "Lifetime of the pool's access tokens (what the API accepts), 5-1440 minutes."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.access_token_validity_minutes >= 5 && var.access_token_validity_minutes <= 1440
+    error_message = "access_token_validity_minutes must be from 5 to 1440."
+  }
+}
+
+variable "id_token_validity_minutes" {
+  description = "Lifetime of the pool's ID tokens, 5-1440 minutes."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.id_token_validity_minutes >= 5 && var.id_token_validity_minutes <= 1440
+    error_message = "id_token_validity_minutes must be from 5 to 1440."
+  }
+}
+
+variable "refresh_token_validity_days" {
+  description = "Lifetime of the pool's refresh tokens, 1-90 days: how long a user stays signed in."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.refresh_token_validity_days >= 1 && var.refresh_token_validity_days <= 90
+    error_message = "refresh_token_validity_days must be from 1 to 90."
+  }
+}
+
+variable "user_pool_domain_prefix" {
+  description = "Prefix of the Cognito hosted UI's domain (`<prefix>.auth.<region>.amazoncognito.com`). Null: no hosted UI."
+  type        = string
+  default     = null
+}
+
+variable "user_pool_callback_urls" {
+  description = "Where the hosted UI may return a signed-in user (the upload page). Empty: no OAuth flow."
+  type        = list(string)
+  default     = []
+}
+
+variable "user_pool_logout_urls" {
+  description = "Where the hosted UI may return a signed-out user."
+  type        = list(string)
+  default     = []
+}
+
+variable "user_pool_deletion_protection" {
+  description = "Protect the user pool (and its users) against deletion, also against `terraform destroy`. Set false for throw-away environments."
+  type        = bool
+  default     = true
+}
+
+variable "api_cors_allow_origins" {
+  description = "Origins a browser may call the ingest API from (the upload page's, e.g. https://upload.example.com). Empty: no CORS."
+  type        = list(string)
+  default     = []
+}
+
+variable "api_throttling_burst_limit" {
+  description = "The ingest API stage's burst limit (requests at once)."
+  type        = number
+  default     = 50
+}
+
+variable "api_throttling_rate_limit" {
+  description = "The ingest API stage's steady rate limit (requests per second)."
+  type        = number
+  default     = 20
+}

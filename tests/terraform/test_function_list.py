@@ -46,6 +46,7 @@ def test_each_handler_is_importable_and_callable(key: str) -> None:
     module_name, _, attribute = FUNCTIONS[key].handler.rpartition(".")
     env = {"PIPELINE_DATALAKE_BUCKET": "lake-bucket", "PIPELINE_QUARANTINE_BUCKET": "quarantine-bucket"}
     env["PIPELINE_USERS_TABLE"] = "users-table"
+    env["PIPELINE_LANDING_BUCKET"] = "landing-bucket"
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
@@ -61,7 +62,8 @@ def test_each_entry_names_only_references_and_grants_terraform_defines(key: str)
     function = FUNCTIONS[key]
     assert set(function.environment.values()) <= references, f"unknown references in {key}"
     assert set(function.grants) <= grants, f"unknown grants in {key}"
-    assert function.manifest_stage in {"datalake", "database"}
+    # A function without a queue (trigger http) writes no manifest.
+    assert function.manifest_stage in ({"datalake", "database"} if function.has_queue else {"none"})
 
 
 def test_local_settings_cover_every_function() -> None:
@@ -83,7 +85,11 @@ def test_a_malformed_list_is_refused_with_the_reason() -> None:
 def test_the_deployed_stack_has_exactly_the_listed_functions(deployed_stack: Any) -> None:
     out = deployed_stack.outputs
     assert set(out["functions"]) == set(FUNCTIONS)
-    assert set(out["queues"]) == set(FUNCTIONS)
+    # An API-invoked function (trigger http) has no queue and no event source mapping.
+    queued = {key for key, spec in FUNCTIONS.items() if spec.has_queue}
+    assert queued < set(FUNCTIONS)
+    assert set(out["queues"]) == queued
+    assert set(out["event_source_mappings"]) == queued
     assert set(out["repository_urls"]) == set(FUNCTIONS)
     awslambda = deployed_stack.client("lambda")
     for key, name in out["functions"].items():
@@ -141,12 +147,29 @@ def test_a_third_function_is_one_list_entry_plus_its_handler(
     for address in (
         'module.function["echo-loader"].aws_lambda_function.this',
         'module.function["echo-loader"].aws_iam_role.this',
-        'module.function["echo-loader"].aws_lambda_event_source_mapping.this',
+        'module.function["echo-loader"].aws_lambda_event_source_mapping.this[0]',
         'module.fanout.aws_sqs_queue.this["echo-loader"]',
         'module.fanout.aws_sqs_queue.dead_letter["echo-loader"]',
         'module.fanout.aws_sns_topic_subscription.this["echo-loader"]',
         'module.ecr["echo-loader"].aws_ecr_repository.this',
     ):
         assert address in planned, f"{address} not planned; planned: {sorted(planned)}"
+    # The API-invoked function (trigger http) gets its function, role and the API in front, but no queue.
+    for address in (
+        'module.function["ingest-api"].aws_lambda_function.this',
+        'module.function["ingest-api"].aws_iam_role.this',
+        "module.api[0].aws_lambda_permission.api",
+        "module.identity.aws_cognito_user_pool_client.this",
+    ):
+        assert address in planned, f"{address} not planned"
+    # (Route addresses hold a space, which the planned-address pattern leaves out.)
+    route = 'module.api[0].aws_apigatewayv2_route.this["POST /events/{dataset}"] will be created'
+    assert route in terraform.last_output
+    for address in (
+        'module.fanout.aws_sqs_queue.this["ingest-api"]',
+        'module.function["ingest-api"].aws_lambda_event_source_mapping.this[0]',
+        'module.function["ingest-api"].aws_cloudwatch_metric_alarm.dead_letters[0]',
+    ):
+        assert address not in planned, f"{address} planned for a function without a queue"
     assert '"pipeline_extra.echo.handler"' in terraform.last_output
     assert "256" in terraform.last_output

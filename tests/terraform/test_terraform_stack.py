@@ -24,6 +24,10 @@ FUNCTION_KEYS = tuple(FUNCTIONS)
 PREFIX = "pipeline-test"  # project "pipeline", environment "test": see deployed_stack in tests/conftest.py
 HANDLERS = {key: [function.handler] for key, function in FUNCTIONS.items()}
 SUBSCRIBED = tuple(key for key, function in FUNCTIONS.items() if function.trigger == "landing-events")
+# Functions with a queue, its dead-letter queue, event source mapping and queue alarms; the others (trigger
+# http, the ingest API) have none of these: tests/terraform/test_iam_ingest.py checks the ingest API's role.
+QUEUED = tuple(key for key, function in FUNCTIONS.items() if function.has_queue)
+API_FUNCTION = "ingest-api"
 
 
 def _statements(policy: Any) -> list[dict[str, Any]]:
@@ -49,7 +53,11 @@ def test_outputs_hold_what_the_other_tools_need(deployed_stack: Any) -> None:
     assert out["table_name"] == f"{PREFIX}-users"
     assert out["topic_arn"].endswith(f":{PREFIX}-landing-events")
     assert out["functions"] == {key: f"{PREFIX}-{key}" for key in FUNCTION_KEYS}
-    assert set(out["queues"]) == set(FUNCTION_KEYS)
+    assert set(out["queues"]) == set(QUEUED)
+    assert set(out["event_source_mappings"]) == set(QUEUED)
+    assert out["user_pool_id"]
+    assert out["user_pool_client_id"]
+    assert out["api_endpoint"].startswith("https://")
     for key, queue in out["queues"].items():
         assert set(queue) == {"url", "arn", "dlq_url", "dlq_arn"}
         assert queue["arn"].endswith(f":{PREFIX}-{key}")
@@ -124,7 +132,7 @@ def _receive_s3_event(sqs: Any, queue_url: str, key: str) -> Any:
     return None
 
 
-@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+@pytest.mark.parametrize("function_key", QUEUED)
 def test_each_queue_has_its_dead_letter_queue_and_accepts_only_the_topic(
     deployed_stack: Any, function_key: str
 ) -> None:
@@ -164,7 +172,7 @@ def test_each_queue_has_its_dead_letter_queue_and_accepts_only_the_topic(
     assert allows[0]["Condition"] == {"ArnEquals": {"aws:SourceArn": out["topic_arn"]}}
 
 
-@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+@pytest.mark.parametrize("function_key", QUEUED)
 def test_each_function_runs_its_handler_from_its_image_with_its_environment(
     deployed_stack: Any, function_key: str
 ) -> None:
@@ -201,7 +209,46 @@ def test_each_function_runs_its_handler_from_its_image_with_its_environment(
     assert config["Environment"]["Variables"] == {**common, **specific}
 
 
-@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+def test_the_api_function_runs_its_handler_with_no_queue_behind_the_api(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    awslambda = deployed_stack.client("lambda")
+    config = awslambda.get_function(FunctionName=out["functions"][API_FUNCTION])["Configuration"]
+    assert config["ImageConfigResponse"]["ImageConfig"]["Command"] == HANDLERS[API_FUNCTION]
+    assert config["Timeout"] == 29  # within API Gateway's 30 s integration limit
+    assert config["Environment"]["Variables"] == {
+        "PIPELINE_LANDING_BUCKET": out["landing_bucket"],
+        "PIPELINE_QUARANTINE_BUCKET": out["quarantine_bucket"],
+        "PIPELINE_UPLOAD_MAX_BYTES": str(100 << 20),
+        "PIPELINE_UPLOAD_EXPIRY_SECONDS": "300",
+        "PIPELINE_EVENTS_MAX_BYTES": str(1 << 20),
+        "POWERTOOLS_SERVICE_NAME": API_FUNCTION,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "PIPELINE_FUNCTION_TIMEOUT_SECONDS": "29",
+    }
+    mappings = awslambda.list_event_source_mappings(FunctionName=config["FunctionArn"])["EventSourceMappings"]
+    assert mappings == []
+
+    api_id = out["api_endpoint"].split("//", 1)[1].split(".", 1)[0]
+    gateway = deployed_stack.client("apigatewayv2")
+    routes = gateway.get_routes(ApiId=api_id)["Items"]
+    assert {route["RouteKey"] for route in routes} == {
+        "POST /uploads",
+        "POST /events/{dataset}",
+        "GET /files",
+        "GET /files/{upload_id}",
+    }
+    assert {route["AuthorizationType"] for route in routes} == {"JWT"}
+    # One authorizer and one integration behind every route (moto has GetAuthorizer, not GetAuthorizers).
+    (authorizer_id,) = {route["AuthorizerId"] for route in routes}
+    (target,) = {route["Target"] for route in routes}
+    authorizer = gateway.get_authorizer(ApiId=api_id, AuthorizerId=authorizer_id)
+    assert authorizer["JwtConfiguration"]["Audience"] == [out["user_pool_client_id"]]
+    assert authorizer["JwtConfiguration"]["Issuer"].endswith(f"/{out['user_pool_id']}")
+    integration = gateway.get_integration(ApiId=api_id, IntegrationId=target.removeprefix("integrations/"))
+    assert (integration["IntegrationType"], integration["PayloadFormatVersion"]) == ("AWS_PROXY", "2.0")
+
+
+@pytest.mark.parametrize("function_key", QUEUED)
 def test_each_event_source_mapping_is_configured_and_left_disabled_for_the_local_runtime(
     deployed_stack: Any, function_key: str
 ) -> None:
@@ -228,7 +275,7 @@ def test_each_event_source_mapping_is_configured_and_left_disabled_for_the_local
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
 
 
-@pytest.mark.parametrize("function_key", FUNCTION_KEYS)
+@pytest.mark.parametrize("function_key", QUEUED)
 def test_each_role_grants_named_actions_on_named_resources(deployed_stack: Any, function_key: str) -> None:
     out = deployed_stack.outputs
     iam = deployed_stack.client("iam")
@@ -407,7 +454,7 @@ def test_alarms_watch_the_age_of_each_queue_and_the_topics_failed_deliveries(dep
     out = deployed_stack.outputs
     alarms = deployed_stack.client("cloudwatch").describe_alarms(AlarmNamePrefix=PREFIX)["MetricAlarms"]
     watched = {(a["Namespace"], a["MetricName"], a["Dimensions"][0]["Value"]): a for a in alarms}
-    for key in FUNCTION_KEYS:
+    for key in QUEUED:
         queue_name = out["queues"][key]["arn"].rsplit(":", 1)[-1]
         age = watched[("AWS/SQS", "ApproximateAgeOfOldestMessage", queue_name)]
         # Twice the visibility timeout, at least 15 minutes: 360 s queues get the floor; the part loader's
@@ -435,7 +482,7 @@ def test_the_dashboard_shows_depth_age_dead_letters_and_errors_of_every_function
         for widget in json.loads(body)["widgets"]
         for metric in widget["properties"]["metrics"]
     }
-    for key in FUNCTION_KEYS:
+    for key in QUEUED:
         queue = out["queues"][key]
         queue_name, dlq_name = queue["arn"].rsplit(":", 1)[-1], queue["dlq_arn"].rsplit(":", 1)[-1]
         assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue_name) in shown
@@ -452,6 +499,7 @@ def test_alarms_watch_function_errors_and_dead_letter_depth(deployed_stack: Any)
     watched = {(a["Namespace"], a["MetricName"], a["Dimensions"][0]["Value"]) for a in alarms}
     for key in FUNCTION_KEYS:
         assert ("AWS/Lambda", "Errors", out["functions"][key]) in watched
+    for key in QUEUED:
         dlq_name = out["queues"][key]["dlq_arn"].rsplit(":", 1)[-1]
         assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq_name) in watched
 
@@ -504,7 +552,7 @@ def test_wrong_values_are_refused_before_anything_is_deployed(
 def test_log_retention_of_zero_keeps_logs_forever_as_cloudwatch_allows(deployed_stack: Any) -> None:
     assert deployed_stack.terraform.plan({**deployed_stack.variables, "log_retention_days": 0}, refresh=False)
     changes = re.findall(r"retention_in_days\s+= 30 -> 0", deployed_stack.terraform.last_output)
-    assert len(changes) == len(FUNCTION_KEYS)
+    assert len(changes) == len(FUNCTION_KEYS) + 1  # and the ingest API's access logs
 
 
 def _planned(terraform: Terraform, variables: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
@@ -541,9 +589,9 @@ def test_every_alarm_notifies_the_alarm_actions(deployed_stack: Any, tmp_path: P
     alarms = {
         address: after for address, after in planned.items() if ".aws_cloudwatch_metric_alarm." in address
     }
-    # Per function: errors, dead letters, age of the oldest message; for the topic: failed deliveries and the
-    # subscriptions' dead-letter queue.
-    assert len(alarms) == 3 * len(FUNCTION_KEYS) + 2
+    # Per function: errors, and with a queue dead letters and age of the oldest message; for the topic:
+    # failed deliveries and the subscriptions' dead-letter queue.
+    assert len(alarms) == len(FUNCTION_KEYS) + 2 * len(QUEUED) + 2
     for address, alarm in alarms.items():
         assert alarm["alarm_actions"] == [on_call], address
         assert alarm["ok_actions"] == [on_call], address
@@ -557,10 +605,13 @@ def test_the_quota_check_reads_what_the_plan_would_deploy(deployed_stack: Any, t
     plan = deployed_stack.terraform.show_json(tmp_path / "plan")
     sizing = quotas.sizing_from_plan(plan)
     assert {f.name for f in sizing} == set(deployed_stack.outputs["functions"].values())
-    assert {(f.memory_mb, f.maximum_concurrency) for f in sizing} == {(512, 5)}
+    # The ingest API's function has no event source mapping: its concurrency is the API's throttling's.
+    queued = {deployed_stack.outputs["functions"][key] for key in QUEUED}
+    assert {(f.memory_mb, f.maximum_concurrency) for f in sizing if f.name in queued} == {(512, 5)}
+    assert {f.maximum_concurrency for f in sizing if f.name not in queued} == {0}
     new_account = quotas.LambdaLimits(concurrent_executions=10, unreserved_concurrent_executions=10)
     (warning,) = quotas.quota_warnings(sizing, new_account)
-    assert f"may run {5 * len(FUNCTION_KEYS)} invocations at once" in warning
+    assert f"may run {5 * len(QUEUED)} invocations at once" in warning
     # The emulator has no GetAccountSettings: the check says it checked nothing rather than failing the plan.
     (unchecked,) = quotas.check_plan(plan, deployed_stack.client("lambda"))
     assert "quotas not checked" in unchecked

@@ -1,17 +1,20 @@
-# One Lambda function from a container image, consuming one SQS queue: its own IAM role (least privilege), its
-# log group, the SQS event source mapping, and alarms on function errors, dead-letter queue depth and the age of
-# the queue's oldest message.
+# One Lambda function from a container image: its own IAM role (least privilege), its log group and an alarm
+# on function errors. With a queue (queue_arn), also the SQS event source mapping and alarms on dead-letter
+# queue depth and the age of the queue's oldest message; without one (an API-invoked function) none of these.
 
 data "aws_region" "current" {}
 
 locals {
   # IAM is global and a function name is only regional: the role carries the region, so the same stack can be
   # deployed to a second region of the account without a name collision.
-  role_name  = "${var.name}-${data.aws_region.current.name}"
-  queue_name = element(split(":", var.queue_arn), 5)
+  role_name = "${var.name}-${data.aws_region.current.name}"
+  # A flag of its own, not queue_arn != null: the queue's ARN is unknown until the queue exists, and count
+  # must be known at plan time.
+  has_queue  = var.consumes_queue
+  queue_name = local.has_queue ? element(split(":", var.queue_arn), 5) : null
   # A message this old waited that long for a consumer, or failed twice: twice the visibility timeout, and never
   # under 15 minutes, unless set.
-  oldest_message_alarm_seconds = coalesce(var.oldest_message_alarm_seconds, max(900, 2 * var.queue_visibility_timeout_seconds))
+  oldest_message_alarm_seconds = local.has_queue ? coalesce(var.oldest_message_alarm_seconds, max(900, 2 * var.queue_visibility_timeout_seconds)) : null
 }
 
 data "aws_iam_policy_document" "assume_role" {
@@ -54,17 +57,21 @@ data "aws_iam_policy_document" "this" {
     resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
   }
 
-  statement {
-    sid = "ConsumeOwnQueue"
-    actions = [
-      "sqs:ReceiveMessage",
-      "sqs:DeleteMessage",
-      "sqs:GetQueueAttributes",
-      "sqs:GetQueueUrl",
-      # Messages handed back for the time budget are made visible again at once (pipeline.budget).
-      "sqs:ChangeMessageVisibility",
-    ]
-    resources = [var.queue_arn]
+  dynamic "statement" {
+    for_each = local.has_queue ? [var.queue_arn] : []
+
+    content {
+      sid = "ConsumeOwnQueue"
+      actions = [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        # Messages handed back for the time budget are made visible again at once (pipeline.budget).
+        "sqs:ChangeMessageVisibility",
+      ]
+      resources = [statement.value]
+    }
   }
 
   dynamic "statement" {
@@ -107,7 +114,7 @@ resource "aws_iam_role_policy" "this" {
 }
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:A dead-letter config only applies to asynchronous invocations; this function is invoked synchronously by its SQS event source, whose queue has a dead-letter queue (redrive policy).
+  #checkov:skip=CKV_AWS_116:A dead-letter config only applies to asynchronous invocations; this function is invoked synchronously, by its SQS event source (whose queue has a dead-letter queue) or by API Gateway (the caller gets the error).
   #checkov:skip=CKV_AWS_117:The function reaches only AWS APIs (S3, SQS, DynamoDB, logs) and no private network resource; a VPC would add NAT or endpoint cost and cold-start latency for no isolation gain.
   #checkov:skip=CKV_AWS_115:Concurrency is bounded by the event source mapping's maximum_concurrency; reserved concurrency would also carve capacity out of the account's shared pool.
   #checkov:skip=CKV_AWS_272:Code signing applies to .zip packages only; this function is a container image, pinned by digest when image_digests is given, and its repository has immutable tags and scan on push.
@@ -141,8 +148,8 @@ resource "aws_lambda_function" "this" {
 
   lifecycle {
     precondition {
-      condition     = var.queue_visibility_timeout_seconds >= 6 * var.timeout + var.maximum_batching_window_in_seconds
-      error_message = "The queue's visibility timeout (${var.queue_visibility_timeout_seconds} s) must be at least six times the function timeout plus the batching window (${6 * var.timeout + var.maximum_batching_window_in_seconds} s), or messages are redelivered while a batch is still being retried."
+      condition     = !local.has_queue || try(var.queue_visibility_timeout_seconds >= 6 * var.timeout + var.maximum_batching_window_in_seconds, false)
+      error_message = "The queue's visibility timeout (${coalesce(var.queue_visibility_timeout_seconds, 0)} s) must be at least six times the function timeout plus the batching window (${6 * var.timeout + var.maximum_batching_window_in_seconds} s), or messages are redelivered while a batch is still being retried."
     }
   }
 
@@ -152,6 +159,8 @@ resource "aws_lambda_function" "this" {
 }
 
 resource "aws_lambda_event_source_mapping" "this" {
+  count = local.has_queue ? 1 : 0
+
   event_source_arn                   = var.queue_arn
   function_name                      = aws_lambda_function.this.function_name
   enabled                            = var.event_source_mapping_enabled
@@ -196,6 +205,8 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  count = local.has_queue ? 1 : 0
+
   alarm_name          = "${var.name}-dead-letters"
   alarm_description   = "Messages the ${var.name} function gave up on are waiting in ${var.dead_letter_queue_name}: inspect, fix, then redrive them."
   namespace           = "AWS/SQS"
@@ -213,6 +224,8 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "oldest_message" {
+  count = local.has_queue ? 1 : 0
+
   alarm_name          = "${var.name}-oldest-message"
   alarm_description   = "A message has waited more than ${local.oldest_message_alarm_seconds} s in ${local.queue_name}: the ${var.name} function is not keeping up, is throttled, keeps failing, or its event source mapping is disabled."
   namespace           = "AWS/SQS"
@@ -227,4 +240,20 @@ resource "aws_cloudwatch_metric_alarm" "oldest_message" {
   alarm_actions       = var.alarm_actions
   ok_actions          = var.alarm_actions
   tags                = var.tags
+}
+
+# These became optional (count) when functions without a queue arrived: existing deployments keep theirs.
+moved {
+  from = aws_lambda_event_source_mapping.this
+  to   = aws_lambda_event_source_mapping.this[0]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.dead_letters
+  to   = aws_cloudwatch_metric_alarm.dead_letters[0]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.oldest_message
+  to   = aws_cloudwatch_metric_alarm.oldest_message[0]
 }

@@ -24,15 +24,20 @@ output "log_group_name" {
 }
 
 output "event_source_mapping_uuid" {
-  description = "UUID of the SQS event source mapping."
-  value       = aws_lambda_event_source_mapping.this.uuid
+  description = "UUID of the SQS event source mapping; null for a function without a queue."
+  value       = one(aws_lambda_event_source_mapping.this[*].uuid)
 }
 
 output "alarm_arns" {
-  description = "ARNs of the alarms: errors, dead_letters and oldest_message."
+  description = "ARNs of the alarms: errors, and with a queue dead_letters and oldest_message (else null)."
   value = {
     errors         = aws_cloudwatch_metric_alarm.errors.arn
-    dead_letters   = aws_cloudwatch_metric_alarm.dead_letters.arn
-    oldest_message = aws_cloudwatch_metric_alarm.oldest_message.arn
+    dead_letters   = one(aws_cloudwatch_metric_alarm.dead_letters[*].arn)
+    oldest_message = one(aws_cloudwatch_metric_alarm.oldest_message[*].arn)
   }
+}
+
+output "invoke_arn" {
+  description = "Invoke ARN of the function (an API Gateway integration's URI)."
+  value       = aws_lambda_function.this.invoke_arn
 }

@@ -92,17 +92,25 @@ variable "policy_statements" {
   }
 }
 
+variable "consumes_queue" {
+  description = "Whether the function consumes an SQS queue (queue_arn, through an event source mapping). False: an API-invoked function, with no mapping, queue permissions or queue alarms."
+  type        = bool
+  default     = true
+}
+
 variable "queue_arn" {
-  description = "ARN of the SQS queue the function consumes."
+  description = "ARN of the SQS queue the function consumes (required when consumes_queue)."
   type        = string
+  default     = null
 }
 
 variable "queue_visibility_timeout_seconds" {
-  description = "Visibility timeout of that queue. AWS asks for at least six times the function timeout plus the batching window, so a message is not redelivered while a retried batch is still running."
+  description = "Visibility timeout of that queue (required with a queue). AWS asks for at least six times the function timeout plus the batching window, so a message is not redelivered while a retried batch is still running."
   type        = number
+  default     = null
 
   validation {
-    condition     = var.queue_visibility_timeout_seconds >= 6 * var.timeout + var.maximum_batching_window_in_seconds && var.queue_visibility_timeout_seconds <= 43200
+    condition     = var.queue_visibility_timeout_seconds == null || try(var.queue_visibility_timeout_seconds >= 6 * var.timeout + var.maximum_batching_window_in_seconds && var.queue_visibility_timeout_seconds <= 43200, false)
     error_message = "queue_visibility_timeout_seconds must be at least 6 x timeout + maximum_batching_window_in_seconds (so a message is not redelivered while its batch is still being retried) and at most 43200."
   }
 }
@@ -119,8 +127,9 @@ variable "oldest_message_alarm_seconds" {
 }
 
 variable "dead_letter_queue_name" {
-  description = "Name of the queue's dead-letter queue, watched by the DLQ depth alarm."
+  description = "Name of the queue's dead-letter queue, watched by the DLQ depth alarm (required with a queue)."
   type        = string
+  default     = null
 }
 
 variable "batch_size" {

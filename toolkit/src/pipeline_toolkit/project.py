@@ -21,9 +21,12 @@ from typing import Any
 
 PROJECT_DIR_ENV = "PIPELINE_PROJECT_DIR"
 FUNCTIONS_FILE = Path("terraform") / "functions.json"
-#: What a function may be triggered by: the landing bucket's S3 events (through the SNS fan-out), or a queue
-#: of its own that other functions send work to (the parts of big files).
-TRIGGERS = frozenset({"landing-events", "parts"})
+#: What a function may be triggered by: the landing bucket's S3 events (through the SNS fan-out), a queue
+#: of its own that other functions send work to (the parts of big files), or API Gateway's HTTP API ("http":
+#: no queue, no event source mapping, no dead-letter queue; the local runtime starts no worker for it).
+TRIGGERS = frozenset({"landing-events", "parts", "http"})
+#: The triggers that give a function a queue of its own.
+QUEUED_TRIGGERS = frozenset({"landing-events", "parts"})
 
 
 class ProjectError(RuntimeError):
@@ -42,6 +45,10 @@ class FunctionSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     grants: tuple[str, ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_queue(self) -> bool:
+        return self.trigger in QUEUED_TRIGGERS
 
 
 def project_dir(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:

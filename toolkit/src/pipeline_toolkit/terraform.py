@@ -43,6 +43,7 @@ EMBEDDED_VARIABLES: Mapping[str, Any] = {
     "table_deletion_protection": False,
     "force_destroy": True,
     "bucket_name_suffix": "",
+    "user_pool_deletion_protection": False,
     # Small parts, so that files of a few MB already take the parts path (and each part fits the local
     # functions' 5 s timeout at the emulator's write rate).
     "part_bytes": 256 << 10,
