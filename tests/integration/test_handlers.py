@@ -143,7 +143,8 @@ def test_same_message_twice_changes_nothing(stack: Any) -> None:
     assert stack.table() == table_once
     assert stack.lake_keys() == lake_once
     versions = stack.s3.list_object_versions(Bucket=stack.lake_bucket)["Versions"]
-    assert len(versions) == 1  # no second copy of the same source version
+    # No second copy of the same source version: one raw copy, one curated object, each written once.
+    assert sorted(version["Key"].split("/")[0] for version in versions) == ["curated", "dataset=users"]
 
 
 def test_reupload_of_the_same_bytes_keeps_the_table(stack: Any) -> None:
