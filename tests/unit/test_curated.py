@@ -16,7 +16,9 @@ from moto import mock_aws
 
 from pipeline import curated
 from pipeline.curated import CuratedWriter, arrow_schema, curated_key
+from pipeline.database import WriteResult
 from pipeline.datasets import EVENTS, USERS, Dataset
+from pipeline.loader import load_stream
 from pipeline.objects import ObjectRef
 from pipeline.validation import Item, iter_validated_batches
 
@@ -239,3 +241,51 @@ def test_a_big_part_is_held_as_row_groups_spilled_to_a_temporary_file(
     table = read(s3, key)
     assert table.num_rows == written
     assert table.column("user_id").to_pylist()[-1] == "u19999"
+
+
+class FailingTable:
+    """A table writer whose second batch fails, as a throttled or dying write would."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def write(self, items: list[Item]) -> WriteResult:
+        self.batches += 1
+        if self.batches == 2:
+            raise RuntimeError("the table went away")
+        return WriteResult(written=len(items))
+
+
+class WorkingTable:
+    def write(self, items: list[Item]) -> WriteResult:
+        return WriteResult(written=len(items))
+
+
+def test_a_unit_that_fails_part_way_leaves_no_curated_object(s3: Any) -> None:
+    s3.create_bucket(Bucket="quarantine")
+    with pytest.raises(RuntimeError, match="the table went away"):
+        load_stream(
+            s3,
+            FailingTable(),  # type: ignore[arg-type]
+            REF,
+            USERS,
+            io.BytesIO(users_csv(300)),
+            quarantine_bucket="quarantine",
+            curated_bucket=LAKE,
+            batch_size=100,
+        )
+    # The first batch was curated in the spool only: nothing is uploaded until the unit is complete.
+    assert s3.list_objects_v2(Bucket=LAKE).get("KeyCount", 0) == 0
+    manifest = load_stream(
+        s3,
+        WorkingTable(),  # type: ignore[arg-type]
+        REF,
+        USERS,
+        io.BytesIO(users_csv(300)),
+        quarantine_bucket="quarantine",
+        curated_bucket=LAKE,
+        batch_size=100,
+    )
+    assert manifest.records_loaded == 300
+    [listed] = s3.list_objects_v2(Bucket=LAKE)["Contents"]
+    assert read(s3, listed["Key"]).num_rows == 300
