@@ -68,6 +68,8 @@ locals {
     "table.users"        = module.table.name
     "queue.part-loader"  = module.fanout.queues["part-loader"].url
     "setting.part_bytes" = tostring(var.part_bytes)
+    # "email_providers=v1,...": the reference data versions enrichment uses (pipeline.enrichment)
+    "setting.reference_versions" = join(",", [for table, version in var.reference_versions : "${table}=${version}"])
   }
 
   # The statement groups a function may be granted in functions.json, beyond consuming its own queue. Each is
@@ -166,6 +168,14 @@ locals {
         resources = [module.bucket["quarantine"].arn]
       },
     ]
+    "read-reference" = [
+      {
+        sid = "ReadReferenceData"
+        # Enrichment's lookup tables: reference/<table>/<version>/<table>.csv in the lake, read once per process.
+        actions   = ["s3:GetObject"]
+        resources = ["${module.bucket["datalake"].arn}/reference/*"]
+      },
+    ]
     "send-parts" = [
       {
         sid       = "SendParts"
@@ -201,6 +211,9 @@ locals {
         {
           POWERTOOLS_SERVICE_NAME = key
           POWERTOOLS_LOG_LEVEL    = var.log_level
+          # Lambda tells a function its remaining time, never its timeout: the SDK's socket timeouts and
+          # the time budget's margin are derived from it (src/pipeline/budget.py).
+          PIPELINE_FUNCTION_TIMEOUT_SECONDS = tostring(local.settings[key].timeout)
         },
       )
       statements = concat(flatten([for grant in f.grants : local.grants[grant]]), local.kms_statements)
@@ -253,6 +266,18 @@ module "bucket" {
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
 }
 
+# Enrichment's reference data, shipped in the repository (reference/<table>/<version>/<table>.csv) and kept in
+# the lake beside the data it describes. A published version is never edited: a change is a new version.
+resource "aws_s3_object" "reference" {
+  for_each = fileset("${path.module}/../reference", "*/v*/*.csv")
+
+  bucket       = module.bucket["datalake"].name
+  key          = "reference/${each.value}"
+  source       = "${path.module}/../reference/${each.value}"
+  source_hash  = filemd5("${path.module}/../reference/${each.value}")
+  content_type = "text/csv"
+}
+
 module "fanout" {
   source = "./modules/fanout"
 
@@ -291,6 +316,22 @@ module "table" {
   name                = "${local.prefix}-users"
   deletion_protection = var.table_deletion_protection
   kms_key_arn         = var.kms_key_arn
+  # `pipeline get-user --email` queries it (the application's look-up by email).
+  email_index = true
+}
+
+# The catalogue (Glue) and the warehouse (Athena) over the data lake's curated zone and the rejects.
+module "catalog" {
+  source = "./modules/catalog"
+
+  # Athena wants no hyphens in database names.
+  database_name          = replace("${local.prefix}_datalake", "-", "_")
+  datalake_bucket_name   = module.bucket["datalake"].name
+  quarantine_bucket_name = module.bucket["quarantine"].name
+  workgroup_name         = local.prefix
+  results_bucket_name    = "${local.prefix}-athena${local.name_suffix}"
+  kms_key_arn            = var.kms_key_arn
+  force_destroy          = var.force_destroy
 }
 
 module "function" {

@@ -87,3 +87,23 @@ output "bucket_name_suffix" {
   description = "The suffix the bucket names end with (by default `<account id>-<region>`; empty: none)."
   value       = local.bucket_name_suffix
 }
+
+output "glue_database" {
+  description = "Name of the Glue database of the data lake (tables users, events, rejects)."
+  value       = module.catalog.database_name
+}
+
+output "athena_workgroup" {
+  description = "Name of the Athena workgroup to query the data lake in (its result settings are enforced)."
+  value       = module.catalog.workgroup_name
+}
+
+output "athena_results_bucket" {
+  description = "Name of the bucket holding Athena's query results (encrypted, expiring)."
+  value       = module.catalog.results_bucket_name
+}
+
+output "named_queries" {
+  description = "Id of each Athena named query, by name (users_per_email_domain, loads_per_day, rejects_per_reason)."
+  value       = module.catalog.named_query_ids
+}

@@ -275,6 +275,17 @@ variable "force_destroy" {
   default     = false
 }
 
+variable "reference_versions" {
+  description = "Reference table -> the version of it that enrichment uses (reference/<table>/<version>/<table>.csv in the data lake bucket, shipped in the repository's reference/). A table not named here uses the version its dataset declares."
+  type        = map(string)
+  default     = { email_providers = "v1" }
+
+  validation {
+    condition     = alltrue([for table, version in var.reference_versions : can(regex("^[a-z0-9_]+$", table)) && can(regex("^v[1-9][0-9]*$", version))])
+    error_message = "reference_versions maps table names (a-z, 0-9, _) to versions v1, v2, ..."
+  }
+}
+
 variable "part_bytes" {
   description = "Files bigger than this (bytes) are split into parts on record boundaries and loaded in parallel by the part loader (gzip files and JSON arrays are staged as plain copies first). Size a part to load in a fraction of the part loader's timeout: 16 MiB is about 250,000 short records, under a minute at 5,000 writes/s, against a 300 s timeout (benchmarks/README.md)."
   type        = number
@@ -283,5 +294,16 @@ variable "part_bytes" {
   validation {
     condition     = var.part_bytes >= 65536 && var.part_bytes <= 5368709120 && floor(var.part_bytes) == var.part_bytes
     error_message = "part_bytes must be a whole number of bytes between 64 KiB and 5 GiB."
+  }
+}
+
+variable "provider_max_retries" {
+  description = "Attempts the AWS provider makes at an API call before it fails (its `max_retries`). Null: the provider's default, 25, for AWS's throttling. The embedded target sets a few, so that an action the emulator lacks fails in seconds instead of retrying for many minutes. The provider does not read AWS_MAX_ATTEMPTS."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.provider_max_retries == null || try(var.provider_max_retries >= 1 && floor(var.provider_max_retries) == var.provider_max_retries, false)
+    error_message = "provider_max_retries must be a whole number >= 1, or null."
   }
 }

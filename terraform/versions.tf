@@ -19,6 +19,9 @@ terraform {
 # so the same configuration deploys to all three targets.
 provider "aws" {
   region = var.region
+  # Null: the provider's default, 25 attempts. The provider does not read AWS_MAX_ATTEMPTS (measured with
+  # 5.100: 25 attempts either way), so a low budget is set here (README, "Against the embedded emulator").
+  max_retries = var.provider_max_retries
 
   default_tags {
     tags = merge(var.tags, {

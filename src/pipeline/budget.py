@@ -10,12 +10,19 @@ take every batch-mate down with it. Instead the handler watches ``context.get_re
   :class:`OutOfTime`; that message is handed back the same way, and its writes so far are idempotent.
 
 Messages that finished are deleted by Lambda as usual (partial batch response).
+
+The SDK is held to the same budget (see :mod:`pipeline.clients`): one attempt's socket timeouts are a
+fraction of the function's timeout (:class:`AttemptTimeouts`), the margin holds at least one attempt's worst
+case, and a retry is made only when it can finish, worst case, before the deadline
+(:func:`retry_fits`); otherwise the call raises :class:`OutOfTime` and its message is handed back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +40,8 @@ RELEASE_RESERVE_MS = 750
 """Release handed-back messages only while this much is left: releasing is a shortcut (the message comes back
 after its visibility timeout anyway), never worth running the invocation into its timeout for."""
 SQS_BATCH_LIMIT = 10
+FUNCTION_TIMEOUT_ENV = "PIPELINE_FUNCTION_TIMEOUT_SECONDS"
+"""Set by Terraform on every function: Lambda tells a function its remaining time, not its timeout."""
 
 
 class OutOfTime(RuntimeError):  # noqa: N818 - reads as what happened
@@ -65,6 +74,76 @@ class Budget:
             raise OutOfTime(f"less than {self.margin_ms + reserve_ms} ms left in this invocation")
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptTimeouts:
+    """The socket timeouts of one SDK attempt, a fraction of the function's timeout.
+
+    The SDK's own defaults (60 s each) let one hung connection outlive a whole invocation; here an attempt
+    that hangs fails in a fifth of it, and is retried while :func:`retry_fits`. The caps keep a long
+    function's attempts at what a healthy AWS service never needs (DynamoDB and S3 answer in milliseconds).
+    """
+
+    connect_s: float = 2.0
+    read_s: float = 10.0
+
+    @classmethod
+    def for_function(cls, timeout_s: float | None) -> AttemptTimeouts:
+        if timeout_s is None:  # not in a function (a direct call, a test): the caps
+            return cls()
+        return cls(connect_s=min(2.0, timeout_s * 0.1), read_s=min(10.0, timeout_s * 0.2))
+
+    @classmethod
+    def from_env(cls) -> AttemptTimeouts:
+        value = os.environ.get(FUNCTION_TIMEOUT_ENV, "")
+        try:
+            timeout_s = float(value) if value else None
+        except ValueError:
+            raise ValueError(f"{FUNCTION_TIMEOUT_ENV} must be a number of seconds, not {value!r}") from None
+        return cls.for_function(timeout_s)
+
+    @property
+    def worst_ms(self) -> int:
+        """The longest one attempt can take before its socket gives up."""
+        return int((self.connect_s + self.read_s) * 1000)
+
+
+ATTEMPT = AttemptTimeouts.from_env()
+MARGIN_MS = max(DEFAULT_MARGIN_MS, ATTEMPT.worst_ms)
+"""The margin of this process's invocations: an attempt started just before it still ends in time."""
+
+_current: Budget | None = None
+"""The budget of the invocation in progress (one at a time per process, as in Lambda); read from the SDK's
+retry hook, in whichever thread the call runs."""
+
+
+def current() -> Budget | None:
+    return _current
+
+
+@contextmanager
+def active(budget: Budget) -> Iterator[Budget]:
+    """Make ``budget`` the one the SDK's retries answer to, for the length of one invocation."""
+    global _current  # noqa: PLW0603 - the SDK's retry hook has no other way to learn the deadline
+    _current = budget
+    try:
+        yield budget
+    finally:
+        _current = None
+
+
+def retry_fits(delay_s: float, budget: Budget | None = None) -> None:
+    """Raise :class:`OutOfTime` unless a retry after ``delay_s`` can finish, worst case, in time."""
+    budget = budget if budget is not None else _current
+    if budget is None:
+        return
+    left_ms = budget.remaining_ms() - int(delay_s * 1000)
+    if left_ms < ATTEMPT.worst_ms:
+        raise OutOfTime(
+            f"no time for a retry: {left_ms} ms would be left after its {delay_s:.2f} s backoff,"
+            f" one attempt may take {ATTEMPT.worst_ms} ms"
+        )
+
+
 _queue_urls: dict[str, str] = {}
 
 
@@ -79,6 +158,14 @@ def queue_url(arn: str, sqs: SQSClient) -> str:
 
 def release(sqs: SQSClient, records: Sequence[SQSRecord]) -> None:
     """Make handed-back messages visible again at once (they are retried by the next invocation)."""
+    try:
+        _release(sqs, records)
+    except OutOfTime:
+        # A retry would not fit: the messages still come back, after the queue's visibility timeout.
+        log.warning("no time left to release %d message(s)", len(records))
+
+
+def _release(sqs: SQSClient, records: Sequence[SQSRecord]) -> None:
     by_queue: dict[str, list[SQSRecord]] = {}
     for record in records:
         by_queue.setdefault(record.event_source_arn, []).append(record)
@@ -105,10 +192,22 @@ def process_within_budget(
     context: Any,
     sqs: SQSClient,
     *,
-    margin_ms: int = DEFAULT_MARGIN_MS,
+    margin_ms: int = MARGIN_MS,
 ) -> dict[str, Any]:
     """Powertools' partial batch processing, within the invocation's time budget (see the module)."""
-    budget = Budget(context, margin_ms)
+    with active(Budget(context, margin_ms)) as budget:
+        return _process(event, record_handler, processor, context, sqs=sqs, budget=budget)
+
+
+def _process(
+    event: dict[str, Any],
+    record_handler: Callable[[SQSRecord, Budget], None],
+    processor: BatchProcessor,
+    context: Any,
+    *,
+    sqs: SQSClient,
+    budget: Budget,
+) -> dict[str, Any]:
     handed_back: list[SQSRecord] = []
 
     def guarded(record: SQSRecord) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.datasets import Dataset
+from pipeline.enrichment import parse_versions
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
@@ -76,6 +77,9 @@ class DatabaseSettings:
     # Files bigger than part_bytes go to the part loader through this queue (unset: every file loads whole).
     parts_queue_url: str | None = None
     part_bytes: int = 16 << 20
+    # Reference data for enrichment: the bucket holding reference/ (the data lake) and the versions to use.
+    reference_bucket: str | None = None
+    reference_versions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(
@@ -98,4 +102,13 @@ class DatabaseSettings:
             strict_ordering=_flag(env, "PIPELINE_STRICT_ORDERING"),
             parts_queue_url=env.get("PIPELINE_PARTS_QUEUE_URL", "").strip() or None,
             part_bytes=_positive_int(env, "PIPELINE_PART_BYTES", 16 << 20, 5 << 30),
+            reference_bucket=env.get("PIPELINE_DATALAKE_BUCKET", "").strip() or None,
+            reference_versions=_versions(env, "PIPELINE_REFERENCE_VERSIONS"),
         )
+
+
+def _versions(env: Mapping[str, str], name: str) -> dict[str, str]:
+    try:
+        return parse_versions(env.get(name, ""))
+    except ValueError as exc:
+        raise ConfigError(f"environment variable {name}: {exc} (expected table=v1,other=v2)") from None

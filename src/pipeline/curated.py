@@ -14,7 +14,9 @@ on the wall clock or on batch boundaries), never a second one. Zero valid record
 Columns: the dataset's declared ``columns`` (:mod:`pipeline.datasets`, the one place they are declared, in
 order), then the lineage every dataset gets: ``source_key``, ``source_version``, ``source_order`` (the
 same order the table items carry), ``source_line`` (int64, the record's line in the original file) and
-``event_time`` (timestamp(ms, UTC), the S3 event time). Rows are the validated items, in line order.
+``event_time`` (timestamp(ms, UTC), the S3 event time), then what the dataset's enrichment adds, as text
+(users: ``email_domain``, ``age_band``, ``email_provider``, ``enricher_version``). Rows are the validated,
+enriched items, in line order.
 
 **The later S3 event wins by a merge view, at read time.** The curated zone keeps every valid record of
 every version; a reader keeps, per key (``user_id``, ``event_id``), the row with the greatest
@@ -99,10 +101,17 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
 _NUMERIC = frozenset({"int32", "int64", "float64"})
 
 
+def enrichment_columns(dataset: Dataset) -> tuple[Column, ...]:
+    """What the dataset's enrichment adds to each item (its steps' outputs and ``enricher_version``): text."""
+    outputs = dataset.enrichment.outputs if dataset.enrichment is not None else ()
+    return tuple((name, "string") for name in outputs)
+
+
 @functools.cache
 def arrow_schema(dataset: Dataset) -> Any:
-    """The curated Arrow schema of ``dataset``: its declared columns, then the lineage columns."""
-    columns = (*dataset.columns, *LINEAGE_COLUMNS)
+    """The curated Arrow schema of ``dataset``: its declared columns, the lineage columns, then the columns
+    its enrichment adds (declared by the enrichment itself, see :mod:`pipeline.enrichment`)."""
+    columns = (*dataset.columns, *LINEAGE_COLUMNS, *enrichment_columns(dataset))
     unknown = sorted({kind for _, kind in columns} - set(ARROW_TYPES))
     if unknown:
         raise ValueError(f"dataset {dataset.name!r}: unknown curated column type(s) {', '.join(unknown)}")
@@ -135,7 +144,8 @@ class CuratedWriter:
         self.key = curated_key(dataset, ref, unit=unit, start=start)
         self.schema = arrow_schema(dataset)
         self.rows = 0
-        fields = (*dataset.columns, ("line", "int64"))
+        self._declared = len(dataset.columns)
+        fields = (*dataset.columns, ("line", "int64"), *enrichment_columns(dataset))
         # The items as Arrow reads them, {name: {tag: text}}: converted in C++ in one pass (twice the rate of
         # a Python loop per column), a missing attribute null; then each column's text cast to its type.
         self._item_type = pa.struct(
@@ -165,9 +175,18 @@ class CuratedWriter:
         arrays = [
             text.flatten()[0].cast(arrow_type) for text, arrow_type in zip(texts, self._types, strict=True)
         ]
-        line = arrays.pop()
-        arrays += [pa.repeat(constant, n) for constant in self._constants]
-        arrays += [line, pa.repeat(self._event_time, n)]
+        declared, line, enriched = (
+            arrays[: self._declared],
+            arrays[self._declared],
+            arrays[self._declared + 1 :],
+        )
+        arrays = [
+            *declared,
+            *(pa.repeat(constant, n) for constant in self._constants),
+            line,
+            pa.repeat(self._event_time, n),
+            *enriched,
+        ]
         self._pending.append(pa.Table.from_arrays(arrays, schema=self.schema))
         self._pending_rows += n
         self.rows += n

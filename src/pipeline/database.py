@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from pipeline import budget
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -148,7 +150,9 @@ class TableWriter:
 
     def _backoff(self, attempt: int) -> None:
         # Full jitter: spreads retries of concurrent writers instead of synchronising them.
-        self.sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))  # noqa: S311
+        delay = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))  # noqa: S311
+        budget.retry_fits(delay)  # never sleep into the invocation's timeout: OutOfTime hands the work back
+        self.sleep(delay)
 
     def _existing_orders(self, keys: list[str]) -> dict[str, str]:
         request: dict[str, Any] = {

@@ -11,15 +11,48 @@ part loaders). The first dataset that matches a key wins; a key that matches non
 (or of the item, for columns a later step adds to it) and an Arrow type name from
 :data:`pipeline.curated.ARROW_TYPES`. The writer builds every column from this list, and appends the same
 lineage columns to every dataset, so a column is added here and nowhere else.
+
+A dataset with a schema may also declare:
+
+- ``contract=Contract(unknown_columns=...)`` (:mod:`pipeline.contracts`): what a column (or JSON key) the
+  schema does not know does to the file. ``"reject"``, the default and what ``users`` uses: a CSV file with
+  one is quarantined, a JSON record with one is rejected. ``"ignore"``: dropped. ``"keep"``: carried in
+  ``ValidatedBatch.extras`` for the data lake, never into the table item. Names are matched ignoring case,
+  surrounding spaces and a BOM under every policy, and the manifest lists each decision
+  (``contract_decisions``, e.g. ``"ignored columns: signup_source"``).
+- ``enrichment=Enrichment(name, version, steps)`` (:mod:`pipeline.enrichment`): attributes added to each valid
+  record before it is written: ``Derived(name, source, function)`` for a pure function of one attribute,
+  ``Lookup(name, source, table, key_column, value_column, version="v1")`` for a reference table kept in the
+  lake at ``reference/<table>/<version>/<table>.csv`` (put the CSV under the repository's ``reference/``:
+  Terraform uploads it; ``reference_versions`` picks the version). Bump ``version`` whenever a step changes
+  what it computes: ``enricher_version`` (``<name>/<version>+<table>/<version>...``) is in every item.
+
+For example, a partners file whose exports add columns of their own, kept for the lake::
+
+    PARTNERS = Dataset(
+        name="partners",
+        patterns=("partners*.csv",),
+        schema=PartnerRecord,
+        key_field="partner_id",
+        table_env="PIPELINE_PARTNERS_TABLE",
+        columns=(("partner_id", "string"), ("email", "string")),
+        contract=Contract(unknown_columns="keep"),
+        enrichment=Enrichment(
+            "partners-enricher", 1, (Derived("email_domain", source="email", function=email_domain),)
+        ),
+    )
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
+from pipeline.contracts import Contract
+from pipeline.enrichment import Derived, Enrichment, Lookup, age_band, email_domain
+from pipeline.objects import LINEAGE_FIELDS
 from pipeline.readers import Format
 from pipeline.schemas.events import EventRecord
 from pipeline.schemas.users import UserRecord
@@ -49,8 +82,14 @@ class Dataset:
     columns: tuple[Column, ...] = ()
     format: Format | None = None
     delimiter: str = ","
+    # What to do with columns the schema does not know (reject | ignore | keep): pipeline.contracts.
+    contract: Contract = field(default_factory=Contract)
+    # Derived fields and reference lookups added to valid records before they are written (enrichment).
+    enrichment: Enrichment | None = None
 
     def __post_init__(self) -> None:
+        if self.enrichment is not None:
+            _check_enrichment(self)
         if self.schema is None:
             if self.key_field or self.table_env or self.columns:
                 raise ValueError(f"dataset {self.name!r}: a key_field, table_env or columns needs a schema")
@@ -79,10 +118,50 @@ class Dataset:
         return any(fnmatchcase(name, pattern.lower()) for pattern in self.patterns)
 
 
+def _check_enrichment(dataset: Dataset) -> None:
+    """Refuse, at import, an enrichment that would overwrite a field or read an attribute nobody writes."""
+    assert dataset.enrichment is not None
+    if dataset.schema is None:
+        raise ValueError(f"dataset {dataset.name!r}: enrichment needs a schema (it enriches valid records)")
+    available = set(dataset.schema.model_fields)
+    taken = available | set(LINEAGE_FIELDS) | {"line"}
+    for step in dataset.enrichment.steps:
+        if step.source not in available:
+            raise ValueError(
+                f"dataset {dataset.name!r}: enrichment {step.name!r} reads unknown {step.source!r}"
+            )
+        if step.name in taken:
+            raise ValueError(f"dataset {dataset.name!r}: enrichment {step.name!r} would overwrite a field")
+        available.add(step.name)
+        taken.add(step.name)
+
+
 UNCLASSIFIED = Dataset(UNCLASSIFIED_NAME)
 
 
 # --- the registry ------------------------------------------------------------------------------------
+
+# users-enricher/1: bump the version whenever a step below changes what it computes.
+USERS_ENRICHMENT = Enrichment(
+    name="users-enricher",
+    version=1,
+    steps=(
+        Derived("email_domain", source="email", function=email_domain),
+        Derived("age_band", source="age", function=age_band),
+        # reference/email_providers/v1/email_providers.csv lists free-mail and education domains (a suffix
+        # such as ac.uk names all below it); any other domain is taken to be an organisation's own.
+        Lookup(
+            "email_provider",
+            source="email_domain",
+            table="email_providers",
+            key_column="domain",
+            value_column="kind",
+            version="v1",
+            parent_domains=True,
+            default="corporate",
+        ),
+    ),
+)
 
 USERS = Dataset(
     name="users",
@@ -98,6 +177,8 @@ USERS = Dataset(
         ("gender", "string"),
         ("age", "int32"),
     ),
+    contract=Contract(unknown_columns="reject"),  # the default, said out loud: today's strictness
+    enrichment=USERS_ENRICHMENT,
 )
 
 # Click-stream events: validated, kept in the lake and the curated zone; no table.

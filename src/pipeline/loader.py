@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.budget import Budget, OutOfTime
+from pipeline.contracts import ContractReport
 from pipeline.curated import CuratedWriter
 from pipeline.database import TableWriter, WriteResult
 from pipeline.datasets import Dataset
+from pipeline.enrichment import Enricher
 from pipeline.manifests import Manifest, RecordError, Status, describe
 from pipeline.objects import ObjectRef
 from pipeline.quarantine import RejectsWriter, quarantine_file
@@ -93,11 +95,11 @@ class _Outputs:
     curated_bucket: str | None
 
     def write(self, items: list[Item]) -> WriteResult:
+        # The table first: a write that runs out of time leaves the batch unread, so it must not be curated.
+        result = self.table.write(items) if self.table is not None else WriteResult(written=len(items))
         if self.curated is not None:
             self.curated.add(items)
-        if self.table is not None:
-            return self.table.write(items)
-        return WriteResult(written=len(items))  # no table: "loaded" means curated
+        return result
 
     def upload(self, s3: S3Client) -> None:
         if self.curated is not None and self.curated_bucket is not None:
@@ -118,6 +120,7 @@ def load_file(
     curated_bucket: str | None = None,
     batch_size: int = 1000,
     budget: Budget | None = None,
+    enricher: Enricher | None = None,
 ) -> Manifest:
     """Validate every record of one file and load the good ones; the manifest says what happened."""
     return load_stream(
@@ -130,6 +133,7 @@ def load_file(
         curated_bucket=curated_bucket,
         batch_size=batch_size,
         budget=budget,
+        enricher=enricher,
     )
 
 
@@ -149,6 +153,8 @@ def load_stream(
     rejects_at: str | None = None,
     fmt: Format | None = None,
     skip_records: int = 0,
+    report: ContractReport | None = None,
+    enricher: Enricher | None = None,
 ) -> Manifest:
     """Load the records of ``body`` (a whole file, or one part of it numbered from ``line_offset``).
 
@@ -160,12 +166,16 @@ def load_stream(
     the curated zone as one object, named by ``curated_unit`` (``whole``, ``part-<index>``) and
     ``skip_records``: it is uploaded before this returns or raises :class:`Interrupted`, so a part's result
     or checkpoint (written after) implies its curated object is complete.
+    ``report`` collects what the dataset's contract decided (a part passes its own, to keep it across
+    attempts); the manifest lists its decisions. ``enricher`` (the dataset's, see :mod:`pipeline.enrichment`)
+    adds its attributes to the valid records before they are written.
     """
     if dataset.schema is None:
         raise ValueError(f"dataset {dataset.name!r} has no schema: nothing to validate")
     if writer is None and dataset.has_table:
         raise ValueError(f"dataset {dataset.name!r} has a table: a table writer is needed")
     fmt, gzipped = detect_format(ref.key, dataset.format) if fmt is None else (fmt, False)
+    report = ContractReport() if report is None else report
     rejects = RejectsWriter(ref, rejects_at)
     outputs = _Outputs(
         writer,
@@ -189,13 +199,18 @@ def load_stream(
             batch_size=pace.next_size if pace is not None else batch_size,
             line_offset=line_offset,
             skip_records=skip_records,
+            contract=dataset.contract,
+            report=report,
         ):
             if budget is not None and pace is not None:
                 # Stop between batches, never mid-write (the writes so far are idempotent).
                 budget.check(reserve_ms=pace.reserve_ms())
-            read += batch.records_read
             if batch.items:
+                if enricher is not None:
+                    enricher.apply(batch.items)
+                # May raise OutOfTime too (a retry that would not fit): the batch then counts as unread.
                 written.add(outputs.write(batch.items))
+            read += batch.records_read
             for rejection in batch.rejections:
                 rejects.add(rejection)
             if pace is not None:
@@ -241,4 +256,6 @@ def load_stream(
         quarantined_file_key=quarantined,
         error=error,
         first_errors=rejects.first_errors,
+        contract_decisions=report.decisions(),
+        enricher_version=enricher.version if enricher is not None else None,
     )

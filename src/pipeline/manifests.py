@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 Stage = Literal["datalake", "database"]
-Status = Literal["loaded", "partial", "quarantined", "in_progress"]
+# failed: not loaded for a reason outside the file (its reference data); not final, the message is retried
+Status = Literal["loaded", "partial", "quarantined", "in_progress", "failed"]
 FINAL_STATUSES: frozenset[str] = frozenset({"loaded", "partial", "quarantined"})
 MANIFESTS_PREFIX = "manifests/"
 REJECTS_PREFIX = "rejects/"
@@ -76,6 +77,10 @@ class Manifest(BaseModel):
     # a big file is loaded in parts (pipeline.splits): how many, and how many have finished
     parts_total: int = 1
     parts_done: int = 0
+    # what the dataset's contract decided (pipeline.contracts), e.g. "ignored columns: signup_source"
+    contract_decisions: list[str] = Field(default_factory=list)
+    # the enricher (and reference data versions) the records were enriched with (pipeline.enrichment)
+    enricher_version: str | None = None
 
 
 def describe(stage: Stage, status: Status, dataset: str, ref: ObjectRef, **outcome: Any) -> Manifest:

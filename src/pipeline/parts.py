@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
 from pipeline.budget import Budget
+from pipeline.contracts import ContractReport
 from pipeline.database import TableWriter
 from pipeline.datasets import Dataset
+from pipeline.enrichment import Enricher
 from pipeline.loader import Interrupted, Progress, load_stream
 from pipeline.manifests import (
     MAX_ERRORS_IN_MANIFEST,
@@ -77,6 +79,9 @@ class PartResult:
     first_errors: list[dict[str, Any]]
     error: str | None = None
     quarantined_file_key: str | None = None
+    # the contract's decisions as names per kind (ContractReport.to_dict): added up, each shown once
+    contract: dict[str, list[str]] = field(default_factory=dict)
+    enricher_version: str | None = None
 
 
 Layout = Literal["whole", "split", "stage"]
@@ -204,8 +209,11 @@ def checkpoint_key(ref: ObjectRef, index: int) -> str:
     return f"{work_prefix(ref)}progress/{index:05d}.json"
 
 
-def _checkpoint(s3: S3Client, bucket: str, ref: ObjectRef, index: int) -> tuple[Progress, int]:
-    """How far earlier attempts at a part got (their records are written), and how many there were."""
+def _checkpoint(
+    s3: S3Client, bucket: str, ref: ObjectRef, index: int
+) -> tuple[Progress, int, ContractReport]:
+    """How far earlier attempts at a part got (their records are written), how many there were, and what
+    the contract decided in them (a JSON Lines part may meet an unknown key only before the checkpoint)."""
     try:
         raw = json.loads(s3.get_object(Bucket=bucket, Key=checkpoint_key(ref, index))["Body"].read())
     except ClientError as exc:
@@ -216,15 +224,23 @@ def _checkpoint(s3: S3Client, bucket: str, ref: ObjectRef, index: int) -> tuple[
             "403",
             "AccessDenied",
         }:
-            return Progress(), 0
+            return Progress(), 0, ContractReport()
         raise
     errors = [RecordError(**error) for error in raw.pop("first_errors")]
     attempts = int(raw.pop("attempts"))
-    return Progress(**raw, first_errors=errors), attempts
+    report = ContractReport.from_dict(raw.pop("contract", None))
+    return Progress(**raw, first_errors=errors), attempts, report
 
 
 def _save_checkpoint(
-    s3: S3Client, bucket: str, ref: ObjectRef, index: int, progress: Progress, *, attempts: int
+    s3: S3Client,
+    bucket: str,
+    ref: ObjectRef,
+    index: int,
+    progress: Progress,
+    *,
+    attempts: int,
+    report: ContractReport,
 ) -> None:
     document = {
         "records_read": progress.records_read,
@@ -233,6 +249,7 @@ def _save_checkpoint(
         "records_rejected": progress.records_rejected,
         "first_errors": [error.model_dump() for error in progress.first_errors[:MAX_ERRORS_IN_MANIFEST]],
         "attempts": attempts,
+        "contract": report.to_dict(),
     }
     s3.put_object(
         Bucket=bucket,
@@ -264,6 +281,7 @@ def load_part(
     curated_bucket: str | None = None,
     budget: Budget | None = None,
     staged: StagedCopy | None = None,
+    enricher: Enricher | None = None,
 ) -> bool:
     """Load one part (of the file, or of its staged copy) unless it is done already; True when this call
     loaded it. The last part of a staged copy that ended at a fault in the source carries that fault.
@@ -280,7 +298,7 @@ def load_part(
     else:
         body = _Empty()
     stream = PartStream(part, body)
-    done, attempt = _checkpoint(s3, quarantine_bucket, ref, part.index)
+    done, attempt, report = _checkpoint(s3, quarantine_bucket, ref, part.index)
     try:
         outcome = load_stream(
             s3,
@@ -297,11 +315,19 @@ def load_part(
             budget=budget,
             fmt=staged.format if staged is not None else None,
             skip_records=done.records_read,
+            report=report,
+            enricher=enricher,
         )
     except Interrupted as stopped:
         # The next delivery resumes after the records done so far instead of starting the part again.
         _save_checkpoint(
-            s3, quarantine_bucket, ref, part.index, done + stopped.progress, attempts=attempt + 1
+            s3,
+            quarantine_bucket,
+            ref,
+            part.index,
+            done + stopped.progress,
+            attempts=attempt + 1,
+            report=report,
         )
         raise
     total = done + Progress(
@@ -327,6 +353,8 @@ def load_part(
         first_errors=[record.model_dump() for record in total.first_errors[:MAX_ERRORS_IN_MANIFEST]],
         error=error,
         quarantined_file_key=quarantined,
+        contract=report.to_dict(),
+        enricher_version=outcome.enricher_version,
     )
     s3.put_object(
         Bucket=quarantine_bucket,
@@ -388,6 +416,12 @@ def finish(
     copies = [result.quarantined_file_key for result in results if result.quarantined_file_key]
     rejected = sum(result.records_rejected for result in results)
     status = "quarantined" if failed else ("partial" if rejected else "loaded")
+    # Every CSV part reads the same header, so each decides the same: merged, each decision shows once.
+    report = ContractReport()
+    for result in results:
+        report.merge(ContractReport.from_dict(result.contract))
+    # Parts loaded by different processes could differ if the configured version changed in between.
+    enrichers = sorted({result.enricher_version for result in results if result.enricher_version})
     return describe(
         "database",
         status,  # type: ignore[arg-type]
@@ -403,4 +437,6 @@ def finish(
         first_errors=errors[:10],
         parts_total=part.count,
         parts_done=len(results),
+        contract_decisions=report.decisions(),
+        enricher_version=", ".join(enrichers) or None,
     )

@@ -7,11 +7,18 @@ from typing import TYPE_CHECKING
 from pipeline.config import DatabaseSettings
 from pipeline.database import TableWriter
 from pipeline.datasets import Dataset
+from pipeline.enrichment import Enrichers, ReferenceStore
 from pipeline.manifests import Manifest
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+
+def enrichers(s3: S3Client, settings: DatabaseSettings) -> Enrichers:
+    """Each dataset's enricher, its reference tables read once per process (cold start's worth)."""
+    return Enrichers(ReferenceStore(s3, settings.reference_bucket), settings.reference_versions)
 
 
 def table_writer(client: DynamoDBClient, settings: DatabaseSettings, dataset: Dataset) -> TableWriter | None:
@@ -31,7 +38,7 @@ def table_writer(client: DynamoDBClient, settings: DatabaseSettings, dataset: Da
 
 def log_manifest(logger: Logger, manifest: Manifest) -> None:
     logger.info(
-        "file loaded" if manifest.status != "in_progress" else "file in progress",
+        {"in_progress": "file in progress", "failed": "file not loaded"}.get(manifest.status, "file loaded"),
         extra={
             "dataset": manifest.dataset,
             "status": manifest.status,

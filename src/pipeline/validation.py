@@ -17,9 +17,9 @@ from __future__ import annotations
 import functools
 import gc
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import orjson
 from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
 
+from pipeline.contracts import Contract, ContractReport, normalise_name, trimmed_name
 from pipeline.objects import LINEAGE_FIELDS, ObjectRef
 from pipeline.readers import Format, MalformedRow, Readable, Row, UnreadableFileError, iter_rows
 
@@ -55,6 +56,10 @@ class ValidatedBatch:
     items: list[Item]
     rejections: list[Rejection]
     records_read: int
+    extras: list[dict[str, str]] = field(default_factory=list)
+    """Under a ``keep`` contract, parallel to ``items``: each record's unknown columns (trimmed name -> text;
+    a JSON value that is not a string as its JSON text), for the data lake, never in the item. Otherwise
+    empty."""
 
 
 Attribute = tuple[str, str, Callable[[Any], str] | None]
@@ -72,6 +77,7 @@ class _Plan:
     names: dict[str, str]  # accepted input key (field name or alias) -> field name
     spellings: dict[str, tuple[str, ...]]  # field name -> its accepted input keys
     required: tuple[str, ...]
+    normal: dict[str, str]  # normalised input key (contracts.normalise_name) -> an accepted input key
 
 
 def iter_validated_batches(
@@ -85,10 +91,14 @@ def iter_validated_batches(
     batch_size: int | Callable[[], int] = 1000,
     line_offset: int = 0,
     skip_records: int = 0,
+    contract: Contract | None = None,
+    report: ContractReport | None = None,
 ) -> Iterator[ValidatedBatch]:
     """Read, validate and serialise ``stream`` in batches of ``batch_size`` records (not lines).
 
     ``skip_records`` records are read (and numbered) but not validated: a load that resumes after them.
+    ``contract`` (default: reject unknown columns) says what happens to columns the schema does not know
+    (:mod:`pipeline.contracts`); what it decided is noted in ``report``.
 
     Yields nothing for a file without records. Each item holds the schema's fields that have a value
     (None and "" are left out: DynamoDB refuses empty strings in key attributes) plus the lineage
@@ -103,13 +113,14 @@ def iter_validated_batches(
     else:
         next_size = batch_size
     plan = _plan(schema)
-    on_header = functools.partial(_check_header, plan) if fmt == "csv" else None
+    conformer = _Conformer(plan, contract or Contract(), report or ContractReport(), fmt)
+    on_header = conformer.on_header if fmt == "csv" else None
     rows = iter_rows(
         stream, fmt, gzipped=gzipped, delimiter=delimiter, on_header=on_header, line_offset=line_offset
     )
     if skip_records:
         rows = islice(rows, skip_records, None)
-    prepare = _PREPARE[fmt]
+    prepare = functools.partial(_prepare_csv, conformer) if fmt == "csv" else _PREPARE[fmt]
     # Built once per file and shared by its items (one dict per attribute, not per item, saves the
     # allocator and the garbage collector a lot of work): treat items as read-only.
     lineage: Item = {name: {"S": value} for name, value in ref.lineage().items()}
@@ -118,7 +129,7 @@ def iter_validated_batches(
             batch = list(islice(rows, max(1, next_size())))
             if not batch:
                 return
-            validated = _validate(plan, lineage, prepare(batch))
+            validated = _validate(plan, lineage, prepare(batch), conformer)
         yield validated  # outside the pause: the caller's code runs with the collector on
 
 
@@ -168,19 +179,28 @@ class _Prepared:
 # --- per-format preparation: each has a fast path for a batch without a malformed row ------------------
 
 
-def _prepare_csv(batch: list[tuple[int, Row]]) -> _Prepared:
+def _prepare_csv(conformer: _Conformer, batch: list[tuple[int, Row]]) -> _Prepared:
     raws = [row for _, row in batch]
     if any(type(row) is MalformedRow for row in raws):
-        return _Prepared.one_by_one(batch, _csv_input)
-    # An empty cell is "no value": CSV cannot tell empty from missing.
-    inputs: list[object] = [{key: value for key, value in row.items() if value} for row in raws]  # type: ignore[attr-defined]
+        return _Prepared.one_by_one(batch, functools.partial(_csv_input, conformer))
+    rename = conformer.rename
+    inputs: list[object]
+    if rename is None:
+        # An empty cell is "no value": CSV cannot tell empty from missing.
+        inputs = [{key: value for key, value in row.items() if value} for row in raws]  # type: ignore[attr-defined]
+    else:
+        # Columns matched by a variant of their name get the schema's spelling; unknown ones are left out.
+        inputs = [{rename[k]: v for k, v in row.items() if v and k in rename} for row in raws]  # type: ignore[attr-defined]
     return _Prepared([line for line, _ in batch], inputs, raws, [])
 
 
-def _csv_input(line: int, row: Row) -> object:
+def _csv_input(conformer: _Conformer, line: int, row: Row) -> object:
     if isinstance(row, MalformedRow):
         return Rejection(line, [row.reason], row.raw)
-    return {key: value for key, value in row.items() if value}  # type: ignore[attr-defined]
+    rename = conformer.rename
+    if rename is None:
+        return {key: value for key, value in row.items() if value}  # type: ignore[attr-defined]
+    return {rename[k]: v for k, v in row.items() if v and k in rename}  # type: ignore[attr-defined]
 
 
 def _prepare_jsonl(batch: list[tuple[int, Row]]) -> _Prepared:
@@ -205,10 +225,9 @@ def _prepare_json(batch: list[tuple[int, Row]]) -> _Prepared:
 
 
 _PREPARE: dict[Format, Callable[[list[tuple[int, Row]]], _Prepared]] = {
-    "csv": _prepare_csv,
     "jsonl": _prepare_jsonl,
     "json": _prepare_json,
-}
+}  # csv: _prepare_csv, bound to the file's header
 
 
 def _jsonl_text(row: Row) -> object:
@@ -219,20 +238,30 @@ def _jsonl_text(row: Row) -> object:
 # --- validation and serialisation ----------------------------------------------------------------------
 
 
-def _validate(plan: _Plan, lineage: Item, batch: _Prepared) -> ValidatedBatch:
+def _validate(plan: _Plan, lineage: Item, batch: _Prepared, conformer: _Conformer) -> ValidatedBatch:
     # One compiled pass over the batch: each element comes back as a model, or as the input itself
     # when it is invalid. Only those few are validated again, alone, to learn why.
     outcomes = plan.adapter.validate_python(batch.inputs)
     schema, attributes = plan.schema, plan.attributes
     rejected = batch.rejected
     items: list[Item] = []
-    for line, outcome, given, raw in zip(batch.lines, outcomes, batch.inputs, batch.raws, strict=True):
-        model = outcome
+    keeps = conformer.keeps
+    extras: list[dict[str, str]] = []
+    for line, outcome, as_read, raw in zip(batch.lines, outcomes, batch.inputs, batch.raws, strict=True):
+        model, given = outcome, as_read
+        extra: dict[str, str] | None = None
         if type(model) is not schema:
+            if conformer.conforms_keys and type(given) is dict:
+                # JSON keys: off the fast path, so a file spelling them as the schema does costs nothing.
+                given, extra, twice = conformer.conform(given)
+                if twice is not None:
+                    rejected.append(Rejection(line, [twice], _jsonl_text(raw)))
+                    continue
             try:
                 model = schema.model_validate(given)
             except ValidationError as exc:
-                rejected.append(Rejection(line, _reasons(plan, exc, given, raw), _jsonl_text(raw)))
+                reasons = _reasons(plan, exc, given, conformer.spellings_in(raw))
+                rejected.append(Rejection(line, reasons, _jsonl_text(raw)))
                 continue
         # The hot loop: plain dict building; the plan already knows which fields are numbers.
         values = model.__dict__
@@ -245,9 +274,13 @@ def _validate(plan: _Plan, lineage: Item, batch: _Prepared) -> ValidatedBatch:
         item.update(lineage)
         item["line"] = {"N": str(line)}
         items.append(item)
+        if keeps:
+            extras.append(extra if extra is not None else conformer.csv_extras(raw))
     if rejected:
         rejected.sort(key=lambda rejection: rejection.line)
-    return ValidatedBatch(items=items, rejections=rejected, records_read=len(items) + len(rejected))
+    return ValidatedBatch(
+        items=items, rejections=rejected, records_read=len(items) + len(rejected), extras=extras
+    )
 
 
 _JSON_TYPE_NAMES = {
@@ -259,7 +292,7 @@ _JSON_TYPE_NAMES = {
 }
 
 
-def _reasons(plan: _Plan, exc: ValidationError, prepared: object, raw: Row) -> list[str]:
+def _reasons(plan: _Plan, exc: ValidationError, prepared: object, given: Container[str]) -> list[str]:
     """Readable reasons, one per problem, each starting with the field it is about."""
     reasons: list[str] = []
     for error in exc.errors(include_url=False, include_context=False, include_input=False):
@@ -271,7 +304,7 @@ def _reasons(plan: _Plan, exc: ValidationError, prepared: object, raw: Row) -> l
             key = str(loc[0])
             name = plan.names.get(key, key)
             if error["type"] == "missing":
-                empty = isinstance(raw, dict) and any(spelling in raw for spelling in plan.spellings[name])
+                empty = any(spelling in given for spelling in plan.spellings[name])
                 reason = f"{name}: required field is {'empty' if empty else 'missing'}"
             elif error["type"] == "extra_forbidden":
                 if key in plan.names:
@@ -288,29 +321,105 @@ def _reasons(plan: _Plan, exc: ValidationError, prepared: object, raw: Row) -> l
     return reasons
 
 
-def _check_header(plan: _Plan, header: Sequence[str]) -> None:
-    """Refuse a CSV file whose header cannot give valid records: one clear error instead of one per row."""
-    expected = ", ".join(plan.spellings)
-    aliases = [s for spellings in plan.spellings.values() for s in spellings if s not in plan.spellings]
-    if aliases:
-        expected += f" (or {', '.join(aliases)})"
-    if not any(name in plan.names for name in header):
-        raise UnreadableFileError(
-            f"CSV header missing or not recognised: the first line is {', '.join(header)!r}; "
-            f"expected the columns {expected}"
-        )
-    unknown = [name for name in header if name not in plan.names]
-    if unknown:
-        raise UnreadableFileError(
-            f"CSV header has unknown column(s) {', '.join(map(repr, unknown))}; expected {expected}"
-        )
-    fields = [plan.names[name] for name in header]
-    twice = sorted({name for name in fields if fields.count(name) > 1})
-    if twice:
-        raise UnreadableFileError(f"CSV header gives the field(s) {', '.join(twice)} in two columns")
-    missing = [name for name in plan.required if name not in fields]
-    if missing:
-        raise UnreadableFileError(f"CSV header lacks the required column(s) {', '.join(missing)}")
+class _Conformer:
+    """One file's contract at work: maps the CSV header (once) or each JSON record's keys onto the schema's
+    spellings, and drops, keeps or refuses unknown columns as the contract says, noting it in the report."""
+
+    def __init__(self, plan: _Plan, contract: Contract, report: ContractReport, fmt: Format) -> None:
+        self.plan = plan
+        self.policy = contract.unknown_columns
+        self.keeps = self.policy == "keep"
+        self.report = report
+        self.conforms_keys = fmt != "csv"
+        # CSV: header name -> accepted spelling; None while the header is used as it is (the fast path).
+        self.rename: dict[str, str] | None = None
+        self.kept: list[tuple[str, str]] = []  # CSV: (header name, trimmed name) of the kept columns
+
+    def spelling(self, key: str) -> str | None:
+        """The accepted input key ``key`` stands for, or None if the schema does not know it."""
+        if key in self.plan.names:
+            return key
+        return self.plan.normal.get(normalise_name(key))
+
+    def on_header(self, header: Sequence[str]) -> None:
+        """Refuse a CSV header that cannot give valid records: one clear error instead of one per row."""
+        plan = self.plan
+        expected = ", ".join(plan.spellings)
+        aliases = [s for spellings in plan.spellings.values() for s in spellings if s not in plan.spellings]
+        if aliases:
+            expected += f" (or {', '.join(aliases)})"
+        spellings = {name: self.spelling(name) for name in header}
+        if not any(spellings.values()):
+            raise UnreadableFileError(
+                f"CSV header missing or not recognised: the first line is {', '.join(header)!r}; "
+                f"expected the columns {expected}"
+            )
+        unknown = [name for name in header if spellings[name] is None]
+        for name in unknown:
+            self.report.note(_UNKNOWN_DECISION[self.policy], trimmed_name(name))
+        if unknown and self.policy == "reject":
+            raise UnreadableFileError(
+                f"CSV header has unknown column(s) {', '.join(map(repr, unknown))}; expected {expected}"
+            )
+        fields = [plan.names[spelling] for spelling in spellings.values() if spelling is not None]
+        twice = sorted({name for name in fields if fields.count(name) > 1})
+        if twice:
+            raise UnreadableFileError(f"CSV header gives the field(s) {', '.join(twice)} in two columns")
+        missing = [name for name in plan.required if name not in fields]
+        if missing:
+            raise UnreadableFileError(f"CSV header lacks the required column(s) {', '.join(missing)}")
+        rename = {name: spelling for name, spelling in spellings.items() if spelling is not None}
+        for name, spelling in rename.items():
+            if name != spelling:
+                self.report.note("matched", f"{name!r} as {spelling}")
+        if unknown or any(name != spelling for name, spelling in rename.items()):
+            self.rename = rename
+        if self.keeps:
+            self.kept = [(name, trimmed_name(name)) for name in unknown]
+
+    def csv_extras(self, row: Row) -> dict[str, str]:
+        """A CSV row's kept unknown columns that have a value (an empty cell is no value)."""
+        if not self.kept:
+            return {}
+        return {name: row[column] for column, name in self.kept if row[column]}  # type: ignore[index]
+
+    def conform(self, given: dict[Any, Any]) -> tuple[dict[Any, Any], dict[str, str], str | None]:
+        """A JSON record's keys under the contract: (schema input, kept extras, "given twice" reason)."""
+        conformed: dict[Any, Any] = {}
+        extras: dict[str, str] = {}
+        seen: dict[str, str] = {}  # accepted spelling -> the key the record gave it as
+        for key, value in given.items():
+            spelling = self.spelling(key)
+            if spelling is None:
+                name = trimmed_name(key)
+                self.report.note(_UNKNOWN_DECISION[self.policy], name)
+                if self.policy == "reject":
+                    conformed[key] = value  # the schema refuses it: "<key>: unknown field", as before
+                elif self.keeps and value is not None and value != "":
+                    extras[name] = value if isinstance(value, str) else _json_text(value)
+                continue
+            if spelling in seen:
+                field_name = self.plan.names[spelling]
+                return given, {}, f"{field_name}: given more than once, as {seen[spelling]!r} and {key!r}"
+            if spelling != key:
+                self.report.note("matched", f"{key!r} as {spelling}")
+            seen[spelling] = key
+            conformed[spelling] = value
+        return conformed, extras, None
+
+    def spellings_in(self, raw: Row) -> Container[str]:
+        """The accepted spellings a record as read gives a value or an empty cell for."""
+        if not isinstance(raw, dict):
+            return ()
+        return {spelling for key in raw if (spelling := self.spelling(key)) is not None}
+
+
+_UNKNOWN_DECISION = {"reject": "rejected", "ignore": "ignored", "keep": "kept"}
+
+
+def _json_text(value: object) -> str:
+    # Sorted keys: the same record always gives the same text (a replay is byte-identical).
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 # --- the plan ----------------------------------------------------------------------------------------
@@ -321,18 +430,26 @@ def _plan(schema: type[BaseModel]) -> _Plan:
     attributes: list[Attribute] = []
     names: dict[str, str] = {}
     spellings: dict[str, tuple[str, ...]] = {}
-    for name, field in schema.model_fields.items():
+    for name, info in schema.model_fields.items():
         if name in LINEAGE_ATTRIBUTES:
             raise ValueError(f"{schema.__name__}.{name} clashes with a lineage attribute")
-        attributes.append((name, *_attribute_type(schema, name, field.annotation)))
-        accepted = (name,) if field.alias in (None, name) else (name, str(field.alias))
+        attributes.append((name, *_attribute_type(schema, name, info.annotation)))
+        accepted = (name,) if info.alias in (None, name) else (name, str(info.alias))
         spellings[name] = accepted
         names.update(dict.fromkeys(accepted, name))
-    required = tuple(name for name, field in schema.model_fields.items() if field.is_required())
+    required = tuple(name for name, info in schema.model_fields.items() if info.is_required())
+    normal: dict[str, str] = {}
+    for spelling, name in names.items():
+        other = normal.setdefault(normalise_name(spelling), spelling)
+        if names[other] != name:
+            raise ValueError(
+                f"{schema.__name__}: {other!r} and {spelling!r} differ only in case or spaces; header "
+                "names are matched without either, so they would be the same column"
+            )
     # left_to_right: a valid element is the model; anything else falls through to Any, unchanged.
     either = Annotated[schema | Any, Field(union_mode="left_to_right")]  # type: ignore[valid-type]
     adapter: TypeAdapter[list[Any]] = TypeAdapter(list[either])
-    return _Plan(schema, adapter, tuple(attributes), names, spellings, required)
+    return _Plan(schema, adapter, tuple(attributes), names, spellings, required, normal)
 
 
 def timestamp_text(value: datetime) -> str:

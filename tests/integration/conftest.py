@@ -11,6 +11,7 @@ import importlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +26,7 @@ from pipeline.manifests import Manifest, iter_manifests
 from pipeline_toolkit.context import LocalLambdaContext
 from pipeline_toolkit.sqs_event import sqs_event
 
+REFERENCE = Path(__file__).resolve().parents[2] / "reference"  # what Terraform uploads to the lake
 REGION = "us-east-1"
 LANDING, LAKE, QUARANTINE, TABLE = "it-landing", "it-datalake", "it-quarantine", "it-users"
 FUNCTIONS = {"datalake": "pipeline.handlers.datalake", "database": "pipeline.handlers.database"}
@@ -88,7 +90,9 @@ class Stack:
         return {item["user_id"]["S"]: item for item in items}
 
     def lake_keys(self) -> list[str]:
-        return [o["Key"] for o in self.s3.list_objects_v2(Bucket=LAKE).get("Contents", [])]
+        """The lake's data objects (its reference/ tables left out)."""
+        objects = self.s3.list_objects_v2(Bucket=LAKE).get("Contents", [])
+        return [o["Key"] for o in objects if not o["Key"].startswith("reference/")]
 
     def curated_keys(self, dataset: str = "") -> list[str]:
         prefix = f"curated/dataset={dataset}/" if dataset else "curated/"
@@ -120,6 +124,8 @@ def _create(delivery: str) -> Stack:
     for bucket in (LANDING, LAKE, QUARANTINE):
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for path in sorted(REFERENCE.glob("*/v*/*.csv")):
+        s3.put_object(Bucket=LAKE, Key=f"reference/{path.relative_to(REFERENCE)}", Body=path.read_bytes())
     ddb.create_table(
         TableName=TABLE,
         KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],

@@ -104,6 +104,10 @@ def test_a_users_file_is_curated_with_its_lineage(stack: Any) -> None:
     assert row["age"] == 23
     assert (row["source_key"], row["source_version"], row["source_line"]) == ("in/users.csv", version, 5)
     assert row["source_order"] == item["source_order"]["S"]  # the table's "later event wins" order
+    # The enrichment's attributes, as the table has them.
+    assert table.column_names[11:15] == ["email_domain", "age_band", "email_provider", "enricher_version"]
+    assert row["email_domain"] == item["email_domain"]["S"] == "example.com"
+    assert row["enricher_version"] == item["enricher_version"]["S"]
     # The partition is the S3 event's date, as for the raw copy.
     [raw] = [k for k in stack.lake_keys() if k.startswith("dataset=users/")]
     assert raw.split("/")[1] == key.split("/")[2] == f"ingest_date={row['event_time']:%Y-%m-%d}"

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
 from typing import Any
 
+import pytest
+
+from pipeline.contracts import Contract
+from pipeline.datasets import USERS
+from pipeline.validation import LINEAGE_ATTRIBUTES
 from pipeline_toolkit import moto_compat
 
 HEADER = "user_id,first_name,last_name,email,gender,age\n"
+LINEAGE = set(LINEAGE_ATTRIBUTES)
 
 
 def users_csv(n: int, start: int = 0, bad_every: int = 0) -> bytes:
@@ -142,7 +149,11 @@ def test_same_message_twice_changes_nothing(stack: Any) -> None:
         assert stack.invoke(function, batch) == {"batchItemFailures": []}
     assert stack.table() == table_once
     assert stack.lake_keys() == lake_once
-    versions = stack.s3.list_object_versions(Bucket=stack.lake_bucket)["Versions"]
+    versions = [  # reference/ holds the enrichment's reference data, put there by the fixture
+        v
+        for v in stack.s3.list_object_versions(Bucket=stack.lake_bucket)["Versions"]
+        if not v["Key"].startswith("reference/")
+    ]
     # No second copy of the same source version: one raw copy, one curated object, each written once.
     assert sorted(version["Key"].split("/")[0] for version in versions) == ["curated", "dataset=users"]
 
@@ -247,3 +258,63 @@ def test_keys_as_long_as_s3_allows_load_on_an_emulator_with_s3s_limits(stack: An
         assert metadata["source-key-sha256"] == hashlib.sha256(key.encode()).hexdigest()
         assert stack.rejects(database[key].rejects_key or "")[0]["source_key"] == key
     assert {row["source_key"]["S"] for row in stack.table().values()} == set(keys)
+
+
+# --- contracts and enrichment, through the handler ---------------------------------------------------
+
+EXTRA_COLUMN_CSV = (
+    b"\xef\xbb\xbf USER_ID ,Email,Age,signup_source\r\nu1,Ann@Gmail.com,30,ads\r\nu2,b@uni.edu,,\r\n"
+)
+
+
+@pytest.mark.parametrize("policy", ["reject", "ignore", "keep"])
+def test_an_extra_column_under_each_policy(stack: Any, monkeypatch: pytest.MonkeyPatch, policy: str) -> None:
+    users = dataclasses.replace(USERS, contract=Contract(policy))  # type: ignore[arg-type]
+    monkeypatch.setattr(stack.handlers["database"], "route", lambda key: users)
+    stack.put("users-extra.csv", EXTRA_COLUMN_CSV)
+    stack.run_all()
+    manifest = stack.manifests("database")["users-extra.csv"]
+    table = stack.table()
+    if policy == "reject":
+        assert (manifest.status, table) == ("quarantined", {})
+        assert manifest.error is not None
+        assert "unknown column(s) 'signup_source'" in manifest.error
+        assert manifest.contract_decisions[0].startswith("rejected columns: signup_source")
+        return
+    assert (manifest.status, manifest.records_loaded) == ("loaded", 2)
+    decision = "ignored columns: signup_source" if policy == "ignore" else "kept columns: signup_source"
+    assert manifest.contract_decisions[0] == (
+        "matched columns by a variant of their name: 'USER_ID' as user_id"
+    )
+    assert manifest.contract_decisions[1].startswith(decision)
+    assert manifest.enricher_version == "users-enricher/1+email_providers/v1"
+    # Kept or not, an unknown column never becomes a typed attribute of the item.
+    assert all("signup_source" not in item for item in table.values())
+    assert {k: v for k, v in table["u1"].items() if k not in LINEAGE} == {
+        "user_id": {"S": "u1"},
+        "email": {"S": "ann@gmail.com"},
+        "age": {"N": "30"},
+        "email_domain": {"S": "gmail.com"},
+        "age_band": {"S": "25-34"},
+        "email_provider": {"S": "free-mail"},
+        "enricher_version": {"S": "users-enricher/1+email_providers/v1"},
+    }
+    assert table["u2"]["email_provider"] == {"S": "education"}
+    assert "age_band" not in table["u2"]
+
+
+def test_a_missing_reference_table_fails_the_file_with_a_manifest_that_says_why(stack: Any) -> None:
+    key = "reference/email_providers/v1/email_providers.csv"
+    for version in stack.s3.list_object_versions(Bucket=stack.lake_bucket, Prefix=key)["Versions"]:
+        stack.s3.delete_object(Bucket=stack.lake_bucket, Key=key, VersionId=version["VersionId"])
+    stack.put("users.csv", users_csv(3))
+    assert stack.run("datalake") == []
+    assert len(stack.run("database")) == 1  # retried, then dead-lettered: redrive once the table is back
+    manifest = stack.manifests("database")["users.csv"]
+    assert manifest.status == "failed"
+    assert manifest.error is not None
+    assert (
+        f"reference table email_providers v1 (s3://{stack.lake_bucket}/{key}) cannot be read"
+        in manifest.error
+    )
+    assert stack.table() == {}

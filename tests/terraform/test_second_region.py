@@ -24,6 +24,7 @@ SECOND_REGION = "eu-west-1"
 GLOBAL_TARGETS = (
     *(f'module.bucket["{bucket}"].aws_s3_bucket.this' for bucket in BUCKETS),
     *(f'module.function["{key}"].aws_iam_role.this' for key in FUNCTION_KEYS),
+    "module.catalog.module.results_bucket.aws_s3_bucket.this",  # Athena's results
 )
 
 
@@ -84,7 +85,7 @@ def test_a_second_region_of_the_account_gets_bucket_and_role_names_of_its_own(
         )  # the second would fail with BucketAlreadyOwnedByYou / EntityAlreadyExists
         names[region] = _names(terraform)
         buckets, roles = names[region]
-        assert buckets == {f"pipeline-regions-{bucket}-{account}-{region}" for bucket in BUCKETS}
+        assert buckets == {f"pipeline-regions-{bucket}-{account}-{region}" for bucket in (*BUCKETS, "athena")}
         assert roles == {f"pipeline-regions-{key}-{region}" for key in FUNCTION_KEYS}
     assert not names[first_region][0] & names[SECOND_REGION][0]
     assert not names[first_region][1] & names[SECOND_REGION][1]

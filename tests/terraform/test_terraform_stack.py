@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from pipeline_toolkit import quotas
+from pipeline_toolkit import lookup, query, quotas
 from pipeline_toolkit.project import load_functions, stack_dir
 from pipeline_toolkit.terraform import Terraform, TerraformError
 
@@ -58,6 +58,10 @@ def test_outputs_hold_what_the_other_tools_need(deployed_stack: Any) -> None:
     assert all(url.endswith(f"/{PREFIX}-{key}") for key, url in out["repository_urls"].items())
     assert out["lambda_architecture"] == "x86_64"
     assert out["region"] == deployed_stack.env["AWS_REGION"]
+    assert out["glue_database"] == PREFIX.replace("-", "_") + "_datalake"
+    assert out["athena_workgroup"] == PREFIX
+    assert out["athena_results_bucket"] == f"{PREFIX}-athena"
+    assert set(out["named_queries"]) == set(query.named_queries())
 
 
 def test_object_put_into_landing_arrives_on_both_queues_through_sns(deployed_stack: Any) -> None:
@@ -180,11 +184,13 @@ def test_each_function_runs_its_handler_from_its_image_with_its_environment(
         "PIPELINE_QUARANTINE_BUCKET": out["quarantine_bucket"],
         "POWERTOOLS_SERVICE_NAME": function_key,
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        "PIPELINE_FUNCTION_TIMEOUT_SECONDS": str(config["Timeout"]),
     }
-    # The loaders write the curated zone in the lake bucket too.
+    # The loaders write the curated zone in the lake bucket, and enrichment reads its reference data there.
     specific = {"PIPELINE_DATALAKE_BUCKET": out["datalake_bucket"]}
     if function_key != "datalake-loader":
         specific["PIPELINE_USERS_TABLE"] = out["table_name"]
+        specific["PIPELINE_REFERENCE_VERSIONS"] = "email_providers=v1"
     if function_key == "database-loader":
         specific["PIPELINE_PARTS_QUEUE_URL"] = out["queues"]["part-loader"]["url"]
         specific["PIPELINE_PART_BYTES"] = str(deployed_stack.variables["part_bytes"])
@@ -310,15 +316,18 @@ def test_buckets_are_versioned_encrypted_private_and_tls_only(deployed_stack: An
     assert landing["Expiration"]["Days"] == 365
 
 
-def test_users_table_is_on_demand_with_recovery_the_aws_owned_key_and_no_unused_index(
+def test_users_table_is_on_demand_with_recovery_the_aws_owned_key_and_the_email_index(
     deployed_stack: Any,
 ) -> None:
     dynamodb = deployed_stack.client("dynamodb")
     table = dynamodb.describe_table(TableName=deployed_stack.outputs["table_name"])["Table"]
     assert table["KeySchema"] == [{"AttributeName": "user_id", "KeyType": "HASH"}]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    # No code queries an email index: it would double every write (module table, email_index).
-    assert not table.get("GlobalSecondaryIndexes")
+    # `pipeline get-user --email` queries it; keys only, so it costs each write no more than its keys.
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == lookup.EMAIL_INDEX
+    assert index["KeySchema"] == [{"AttributeName": "email", "KeyType": "HASH"}]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     # Without kms_key_arn, the AWS owned key: DynamoDB reports no SSE description (no KMS key, no KMS cost).
     assert table.get("SSEDescription", {}).get("SSEType") != "KMS"
     # The embedded target turns deletion protection off so the throw-away stack can be destroyed.
@@ -577,3 +586,89 @@ def test_repositories_can_be_created_before_anything_else(deployed_stack: Any, t
     planned = re.findall(r"^  # (\S+) will be created$", fresh.last_output, flags=re.M)
     assert planned
     assert all(address.startswith("module.ecr[") for address in planned), planned
+
+
+# Glue's names for the Parquet column types pipeline_toolkit.query reads them as.
+GLUE_TYPES = {"string": "string", "int32": "int", "int64": "bigint", "timestamp[ms, tz=UTC]": "timestamp",
+              "list<item: string>": "array<string>"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["users", "events", "rejects"])
+def test_glue_tables_have_the_columns_pipeline_query_reads(deployed_stack: Any, name: str) -> None:
+    glue = deployed_stack.client("glue")
+    table = glue.get_table(DatabaseName=deployed_stack.outputs["glue_database"], Name=name)["Table"]
+
+    columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
+    assert columns == [(f.name, GLUE_TYPES[str(f.type)]) for f in query.SCHEMAS[name]]
+    assert table["TableType"] == "EXTERNAL_TABLE"
+
+
+@pytest.mark.parametrize("name", ["users", "events"])
+def test_curated_tables_are_parquet_with_ingest_date_projected(deployed_stack: Any, name: str) -> None:
+    out = deployed_stack.outputs
+    glue = deployed_stack.client("glue")
+    table = glue.get_table(DatabaseName=out["glue_database"], Name=name)["Table"]
+    storage = table["StorageDescriptor"]
+    location = f"s3://{out['datalake_bucket']}/{query.CURATED_PREFIX}dataset={name}/"
+
+    assert storage["Location"] == location
+    assert storage["SerdeInfo"]["SerializationLibrary"] == (
+        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    )
+    assert storage["InputFormat"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    assert [(k["Name"], k["Type"]) for k in table["PartitionKeys"]] == [("ingest_date", "string")]
+    parameters = table["Parameters"]
+    assert parameters["projection.enabled"] == "true"
+    assert parameters["projection.ingest_date.type"] == "date"
+    assert parameters["projection.ingest_date.format"] == "yyyy-MM-dd"
+    assert parameters["projection.ingest_date.range"].endswith(",NOW")
+    assert parameters["storage.location.template"] == location + "ingest_date=${ingest_date}/"
+    # No crawler, no partitions: projection computes them.
+    assert glue.get_partitions(DatabaseName=out["glue_database"], TableName=name)["Partitions"] == []
+
+
+def test_rejects_table_reads_the_quarantine_buckets_json_lines(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    table = deployed_stack.client("glue").get_table(DatabaseName=out["glue_database"], Name="rejects")[
+        "Table"
+    ]
+    storage = table["StorageDescriptor"]
+
+    assert storage["Location"] == f"s3://{out['quarantine_bucket']}/{query.REJECTS_PREFIX}"
+    assert storage["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    assert not table.get("PartitionKeys")
+
+
+def test_the_workgroup_enforces_encrypted_results_in_their_own_private_bucket(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    athena = deployed_stack.client("athena")
+    workgroup = athena.get_work_group(WorkGroup=out["athena_workgroup"])["WorkGroup"]
+    configuration = workgroup["Configuration"]
+
+    assert workgroup["State"] == "ENABLED"
+    assert configuration["EnforceWorkGroupConfiguration"] is True
+    result = configuration["ResultConfiguration"]
+    assert result["OutputLocation"] == f"s3://{out['athena_results_bucket']}/results/"
+    assert result["EncryptionConfiguration"]["EncryptionOption"] == "SSE_S3"
+
+    s3 = deployed_stack.client("s3")
+    bucket = out["athena_results_bucket"]
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
+    denies = [s for s in _statements(s3.get_bucket_policy(Bucket=bucket)["Policy"]) if s["Effect"] == "Deny"]
+    assert any(s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+    assert s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]["Expiration"]["Days"] == 30
+
+
+def test_named_queries_hold_the_sql_pipeline_query_runs(deployed_stack: Any) -> None:
+    out = deployed_stack.outputs
+    athena = deployed_stack.client("athena")
+    named = query.named_queries()
+
+    for name, query_id in out["named_queries"].items():
+        stored = athena.get_named_query(NamedQueryId=query_id)["NamedQuery"]
+        assert stored["Name"] == name
+        assert stored["QueryString"] == named[name]
+        assert stored["Database"] == out["glue_database"]
+        assert stored["WorkGroup"] == out["athena_workgroup"]

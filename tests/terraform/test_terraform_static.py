@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from pipeline_toolkit import lookup, query
 from pipeline_toolkit.project import stack_dir
-from pipeline_toolkit.terraform import Terraform, find_binary
+from pipeline_toolkit.terraform import EMBEDDED_VARIABLES, Terraform, find_binary
 
 pytestmark = pytest.mark.terraform
 
@@ -127,3 +128,27 @@ def test_no_endpoint_settings_in_the_configuration() -> None:
         )
     ]
     assert not offenders, "\n".join(offenders)
+
+
+def test_each_named_query_is_a_sql_file_of_the_catalog_module() -> None:
+    """Terraform reads queries/<name>.sql for each entry; `pipeline query --named` reads the same files."""
+    module = STACK_DIR / "modules" / "catalog"
+    text = (module / "main.tf").read_text(encoding="utf-8")
+    block = re.search(r"^  named_queries = \{\n(.*?)^  \}", text, flags=re.M | re.S)
+    assert block is not None
+    declared = set(re.findall(r"^    (\w+)\s+=", block.group(1), flags=re.M))
+    assert declared == {path.stem for path in (module / "queries").glob("*.sql")}
+    assert 'query       = file("${path.module}/queries/${each.key}.sql")' in text
+    assert set(query.named_queries(REPO_ROOT)) == declared
+
+
+def test_the_email_index_get_user_queries_is_the_one_the_stack_makes() -> None:
+    table_module = (STACK_DIR / "modules" / "table" / "main.tf").read_text(encoding="utf-8")
+    assert f'for_each = var.email_index ? ["{lookup.EMAIL_INDEX}"] : []' in table_module
+    assert re.search(r"^  email_index = true$", _blocks(STACK_DIR / "main.tf", "module")["table"], flags=re.M)
+
+
+def test_the_embedded_target_gives_the_provider_a_small_retry_budget() -> None:
+    """An action moto lacks must fail in seconds, not after the provider's 25 attempts."""
+    assert "max_retries = var.provider_max_retries" in (STACK_DIR / "versions.tf").read_text(encoding="utf-8")
+    assert 1 <= EMBEDDED_VARIABLES["provider_max_retries"] <= 5

@@ -181,3 +181,15 @@ def test_bucket_names_aws_refuses_are_refused(clients: Clients, name: str) -> No
 def test_bucket_names_aws_accepts_are_accepted() -> None:
     for name in ("pipeline-dev-landing", "pipeline-dev-landing-123456789012-eu-west-1", "a.b-c"):
         assert moto_compat.bucket_name_problem(name) is None
+
+
+def test_a_named_query_can_be_deleted_like_on_aws(clients: Clients) -> None:
+    athena = clients.session.client("athena", endpoint_url=clients.endpoint_url)
+    workgroup = f"compat-{uuid.uuid4().hex[:8]}"
+    athena.create_work_group(Name=workgroup, Tags=[{"Key": "k", "Value": "v"}])
+    kept = athena.create_named_query(Name="kept", Database="db", QueryString="SELECT 1", WorkGroup=workgroup)
+    gone = athena.create_named_query(Name="gone", Database="db", QueryString="SELECT 2", WorkGroup=workgroup)
+
+    athena.delete_named_query(NamedQueryId=gone["NamedQueryId"])
+
+    assert athena.list_named_queries(WorkGroup=workgroup)["NamedQueryIds"] == [kept["NamedQueryId"]]

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from moto import mock_aws
 
-from pipeline.budget import Budget, OutOfTime, process_within_budget
+from pipeline.budget import DEFAULT_MARGIN_MS, Budget, OutOfTime, process_within_budget
 from pipeline_toolkit.sqs_event import sqs_event
 
 
@@ -71,7 +71,12 @@ def test_messages_not_started_in_time_are_handed_back_and_visible_at_once(
     # not; 1 s is left to release them.
     context = Steps([7_000, 4_000, 1_000])
     response = process_within_budget(
-        sqs_event(messages, arn, "us-east-1"), handle, BatchProcessor(EventType.SQS), context, sqs
+        sqs_event(messages, arn, "us-east-1"),
+        handle,
+        BatchProcessor(EventType.SQS),
+        context,
+        sqs,
+        margin_ms=DEFAULT_MARGIN_MS,  # not the process's: that depends on the function timeout
     )
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
     assert len(done) == 2
@@ -91,7 +96,12 @@ def test_work_that_runs_out_of_time_mid_message_is_handed_back(queue: tuple[Any,
 
     context = Clock(remaining_ms=4_000, step_ms=1_000)  # 3 s at the first look, 2 s, then 1 s < margin
     response = process_within_budget(
-        sqs_event(messages, arn, "us-east-1"), handle, BatchProcessor(EventType.SQS), context, sqs
+        sqs_event(messages, arn, "us-east-1"),
+        handle,
+        BatchProcessor(EventType.SQS),
+        context,
+        sqs,
+        margin_ms=DEFAULT_MARGIN_MS,  # not the process's: that depends on the function timeout
     )
     assert [item["itemIdentifier"] for item in response["batchItemFailures"]] == [
         m["MessageId"] for m in messages if m["Body"] == "m1"

@@ -84,6 +84,11 @@ def test_users_schema_is_the_declared_columns_then_lineage() -> None:
         ("source_order", "string"),
         ("source_line", "int64"),
         ("event_time", "timestamp[ms, tz=UTC]"),
+        # What the users enrichment adds (pipeline.enrichment): the writer takes them from its declaration.
+        ("email_domain", "string"),
+        ("age_band", "string"),
+        ("email_provider", "string"),
+        ("enricher_version", "string"),
     ]
 
 
@@ -96,7 +101,7 @@ def test_events_schema() -> None:
         ("occurred_at", "timestamp[ms, tz=UTC]"),
         ("properties", "string"),
     ]
-    assert [name for name, _ in names[5:]] == [name for name, _ in curated.LINEAGE_COLUMNS]
+    assert [name for name, _ in names[5:]] == [name for name, _ in curated.LINEAGE_COLUMNS]  # no enrichment
 
 
 def test_an_unknown_column_type_is_refused() -> None:
@@ -109,6 +114,10 @@ def test_an_unknown_column_type_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="unknown curated column type"):
         arrow_schema(odd)
+
+
+# These items come straight from validation: the enrichment's columns are there, null.
+NOT_ENRICHED = dict.fromkeys(("email_domain", "age_band", "email_provider", "enricher_version"))
 
 
 def test_rows_types_and_lineage(s3: Any) -> None:
@@ -130,6 +139,7 @@ def test_rows_types_and_lineage(s3: Any) -> None:
             "source_order": REF.order_token,
             "source_line": 2,
             "event_time": datetime(2026, 3, 4, 23, 59, 58, 123000, tzinfo=UTC),
+            **NOT_ENRICHED,
         },
         {
             "user_id": "u2",
@@ -143,6 +153,7 @@ def test_rows_types_and_lineage(s3: Any) -> None:
             "source_order": REF.order_token,
             "source_line": 3,
             "event_time": datetime(2026, 3, 4, 23, 59, 58, 123000, tzinfo=UTC),
+            **NOT_ENRICHED,
         },
     ]
 

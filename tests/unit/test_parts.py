@@ -157,6 +157,49 @@ def test_finish_lists_until_the_last_part_then_adds_up_every_result(aws: tuple[A
     assert [error.line for error in manifest.first_errors] == [n + 2 for n in range(0, ROWS, BAD_EVERY)][:10]
 
 
+class RefusedMidBatch(TableWriter):
+    """Writes half of its ``refuse_at``-th batch, then raises OutOfTime, as a refused retry would."""
+
+    refuse_at = 4
+    batches = 0
+
+    def write(self, items: Any) -> Any:
+        self.batches += 1
+        if self.batches == self.refuse_at:
+            super().write(items[: len(items) // 2])
+            raise OutOfTime("no time for a retry")
+        return super().write(items)
+
+
+def test_a_retry_refused_mid_batch_leaves_that_batch_to_the_next_attempt(aws: tuple[Any, Any]) -> None:
+    s3, ddb = aws
+    body = users_csv()
+    s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
+    ref = ObjectRef(
+        bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
+    )
+    dataset = route(ref.key)
+    [part] = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) + 1)
+    writer = RefusedMidBatch(ddb, TABLE, "user_id")
+
+    with pytest.raises(OutOfTime):
+        load_part(s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250)
+    checkpoint = json.loads(s3.get_object(Bucket=WORK, Key=checkpoint_key(ref, 0))["Body"].read())
+    # The half-written fourth batch is not counted: the next attempt reads it again.
+    assert checkpoint["records_read"] == 750
+
+    assert load_part(s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250)
+    rejected = len(range(0, ROWS, BAD_EVERY))
+    result = json.loads(s3.get_object(Bucket=WORK, Key=result_key(ref, 0))["Body"].read())
+    # Exact counts although half a batch was written twice (the second time as "unchanged", no write).
+    assert (result["records_read"], result["records_loaded"], result["records_rejected"]) == (
+        ROWS,
+        ROWS - rejected,
+        rejected,
+    )
+    assert ddb.scan(TableName=TABLE, Select="COUNT")["Count"] == ROWS - rejected
+
+
 def test_a_resumed_part_curates_each_valid_record_once_and_a_rerun_overwrites(aws: tuple[Any, Any]) -> None:
     s3, ddb = aws
     s3.create_bucket(Bucket=LAKE)
@@ -205,3 +248,28 @@ def curated_lines(s3: Any) -> dict[str, int]:
 
 def read_curated(s3: Any, key: str) -> Any:
     return pq.read_table(io.BytesIO(s3.get_object(Bucket=LAKE, Key=key)["Body"].read()))
+
+
+def test_a_retry_refused_mid_batch_curates_that_batch_once(aws: tuple[Any, Any]) -> None:
+    """The table is written before the curated zone gets a batch: a batch left to the next attempt is
+    curated by that attempt (its continuation object) only."""
+    s3, ddb = aws
+    s3.create_bucket(Bucket=LAKE)
+    body = users_csv()
+    s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
+    ref = ObjectRef(
+        bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
+    )
+    dataset = route(ref.key)
+    [part] = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) + 1)
+    writer = RefusedMidBatch(ddb, TABLE, "user_id")
+    load = functools.partial(
+        load_part, s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250, curated_bucket=LAKE
+    )
+    with pytest.raises(OutOfTime):
+        load()
+    assert load()
+    lines = [
+        line for key in curated_lines(s3) for line in read_curated(s3, key).column("source_line").to_pylist()
+    ]
+    assert sorted(lines) == [n + 2 for n in range(ROWS) if n % BAD_EVERY]

@@ -15,13 +15,14 @@ from pipeline.budget import Budget, process_within_budget
 from pipeline.config import DatabaseSettings
 from pipeline.database import TableWriter
 from pipeline.datasets import DATASETS, Dataset, route
+from pipeline.enrichment import ReferenceDataError
 from pipeline.events import object_refs
 from pipeline.loader import load_file
-from pipeline.manifests import final_manifest, write_manifest
+from pipeline.manifests import describe, final_manifest, write_manifest
 from pipeline.parts import layout, plan_file
 from pipeline.sources import pin_version
 from pipeline.staging import stage
-from pipeline.tables import log_manifest, table_writer
+from pipeline.tables import enrichers, log_manifest, table_writer
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME, set by Terraform to the function key
 # Validated once, at cold start: a bad deployment fails loudly with the variable's name.
@@ -29,6 +30,7 @@ settings = DatabaseSettings.from_env(DATASETS)
 s3 = clients.s3()
 sqs = clients.sqs()
 dynamodb = clients.dynamodb()
+enrichers_by_dataset = enrichers(s3, settings)
 # Every failure is reported item by item, even when the whole batch failed: the time budget hands messages
 # back that way (Powertools would otherwise raise, failing the invocation and releasing nothing).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -49,6 +51,16 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
                 # A replay or duplicate delivery of a version already loaded: nothing to write.
                 logger.info("already loaded", extra={"dataset": dataset.name})
                 continue
+            try:
+                # Before any part is planned: a file is enriched from its reference data or not loaded.
+                enricher = enrichers_by_dataset.get(dataset)
+            except ReferenceDataError as exc:
+                # Not the file's fault: a manifest that is not final says why; the message is retried
+                # (then dead-lettered: redrive it once the reference data is there).
+                failed = describe("database", "failed", dataset.name, ref, error=str(exc))
+                write_manifest(s3, settings.quarantine_bucket, ref, failed)
+                log_manifest(logger, failed)
+                raise
             how = layout(s3, ref, dataset, settings.part_bytes) if settings.parts_queue_url else "whole"
             if how != "whole":
                 assert settings.parts_queue_url is not None
@@ -77,6 +89,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
                 curated_bucket=settings.datalake_bucket,
                 batch_size=settings.batch_size,
                 budget=budget,
+                enricher=enricher,
             )
             write_manifest(s3, settings.quarantine_bucket, ref, manifest)
             log_manifest(logger, manifest)

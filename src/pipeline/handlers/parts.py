@@ -15,12 +15,13 @@ from pipeline import clients
 from pipeline.budget import Budget, process_within_budget
 from pipeline.config import DatabaseSettings
 from pipeline.datasets import DATASETS
+from pipeline.enrichment import ReferenceDataError
 from pipeline.events import EventError
-from pipeline.manifests import write_manifest
+from pipeline.manifests import describe, write_manifest
 from pipeline.parts import MESSAGE_KIND, finish, load_part, ref_from_dict
 from pipeline.splits import Part
 from pipeline.staging import StagedCopy
-from pipeline.tables import log_manifest, table_writer
+from pipeline.tables import enrichers, log_manifest, table_writer
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME, set by Terraform to the function key
 # Validated once, at cold start: a bad deployment fails loudly with the variable's name.
@@ -28,6 +29,7 @@ settings = DatabaseSettings.from_env(DATASETS)
 s3 = clients.s3()
 sqs = clients.sqs()
 dynamodb = clients.dynamodb()
+enrichers_by_dataset = enrichers(s3, settings)
 # Every failure is reported item by item, even when the whole batch failed: the time budget hands messages
 # back that way (Powertools would otherwise raise, failing the invocation and releasing nothing).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -43,6 +45,14 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
     part = Part.from_dict(message["part"])
     staged = StagedCopy.from_dict(message["staged"]) if message.get("staged") else None
     with logger.append_context_keys(source_key=ref.key, source_version=ref.version_label, part=part.index):
+        try:
+            enricher = enrichers_by_dataset.get(dataset)
+        except ReferenceDataError as exc:
+            # As in the database loader: not final, says why; the part is retried, then dead-lettered.
+            failed = describe("database", "failed", dataset.name, ref, error=str(exc), parts_total=part.count)
+            write_manifest(s3, settings.quarantine_bucket, ref, failed)
+            log_manifest(logger, failed)
+            raise
         load_part(
             s3,
             table_writer(dynamodb, settings, dataset),
@@ -54,6 +64,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
             curated_bucket=settings.datalake_bucket,
             budget=budget,
             staged=staged,
+            enricher=enricher,
         )
         manifest = finish(s3, ref, dataset, part, quarantine_bucket=settings.quarantine_bucket, budget=budget)
         # Only the final manifest is written here (the planner wrote "in progress" before queueing the

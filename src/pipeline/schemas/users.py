@@ -1,8 +1,10 @@
 """The ``users`` record: the user table of the source articles.
 
 Accepted column names: the snake_case field names, or the original article's ``UserId, FirstName,
-LastName, Email, Gender, Age`` (either spelling per record, not both for one field). Unknown fields are
-rejected: the collector polices the schema rather than silently dropping data.
+LastName, Email, Gender, Age`` (either spelling per record, not both for one field), matched ignoring case,
+surrounding spaces and a BOM. Unknown fields are rejected: the collector polices the schema rather than
+silently dropping data (the ``users`` contract in :mod:`pipeline.datasets` is ``reject``; another dataset's
+may ``ignore`` or ``keep`` them).
 
 What is required and what is optional:
 

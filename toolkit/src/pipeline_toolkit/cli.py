@@ -8,6 +8,8 @@ pipeline local up               keep an embedded stack running; prints how to po
 pipeline local runtime          only the function runtime, against the target in the environment
 pipeline drop FILE...           upload files to the landing bucket
 pipeline status [KEY...]        what happened to each dropped file
+pipeline query SQL | --named N  SQL over the data lake (DuckDB; on AWS, Athena)
+pipeline get-user --id|--email  a user from the table, as JSON
 """
 
 from __future__ import annotations
@@ -291,6 +293,92 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+# -- query / get-user (the catalogue and the hot tier) ---------------------------------------------------
+
+
+def cmd_query(args: argparse.Namespace, console: Console) -> int:
+    from pipeline_toolkit import query  # noqa: PLC0415 - DuckDB and pyarrow load only for this command
+
+    named = query.named_queries()
+    if args.list:
+        for name, text in named.items():
+            console.print(f"[bold]{name}[/bold]  {query.describe(text)}", highlight=False)
+        return 0
+    if bool(args.sql) == bool(args.named):
+        raise UsageError("give either SQL or --named NAME (see --list)")
+    if args.named and args.named not in named:
+        raise UsageError(f"no named query {args.named!r}; there are {', '.join(named)}")
+    clients, outputs = _target(args)
+    if outputs is None:
+        raise UsageError("query needs the stack's outputs: run `pipeline local up`, or pass --outputs FILE")
+    try:
+        result = query.run_sql(
+            named[args.named] if args.named else args.sql,
+            filesystem=query.s3_filesystem(clients.environment, clients.region),
+            datalake_bucket=outputs.datalake_bucket,
+            quarantine_bucket=outputs.quarantine_bucket,
+        )
+    except query.QueryError as error:
+        console.print(f"[red]pipeline query: {error}[/red]", highlight=False)
+        return 1
+    rendered = query.render(result, args.format)
+    if isinstance(rendered, str):
+        sys.stdout.write(rendered)  # exactly the CSV or JSON, no console wrapping
+    else:
+        console.print(rendered)
+    return 0
+
+
+def cmd_get_user(args: argparse.Namespace, console: Console) -> int:
+    from pipeline_toolkit import lookup  # noqa: PLC0415
+
+    clients, outputs = _target(args)
+    if outputs is None:
+        raise UsageError(
+            "get-user needs the stack's outputs: run `pipeline local up`, or pass --outputs FILE"
+        )
+    found: Any
+    if args.id is not None:
+        found = lookup.get_user(clients.dynamodb, outputs.table_name, args.id)
+        what = f"user_id {args.id!r}"
+    else:
+        found = lookup.get_users_by_email(clients.dynamodb, outputs.table_name, args.email) or None
+        what = f"email {lookup.normalise_email(args.email)!r}"
+    if found is None:
+        print(f"pipeline get-user: no user with {what} in {outputs.table_name}", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(found, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _add_catalog_commands(commands: Any) -> None:
+    outputs_help = "JSON of `terraform output -json` for a stack other than the local one"
+    query = commands.add_parser(
+        "query",
+        help="SQL over the data lake with DuckDB (emulators; on AWS use Athena: the stack's workgroup)",
+        description="Run SQL with DuckDB over the data lake of the target in the environment (the embedded "
+        "emulator, LocalStack), reading S3 through AWS_ENDPOINT_URL. Tables as in the Glue catalogue: "
+        "users, events (the curated zone, ingest_date a column) and rejects. Without an endpoint it reads S3 "
+        "itself from this machine; on AWS, Athena (outputs athena_workgroup, named_queries) is the way.",
+    )
+    query.add_argument("sql", nargs="?", metavar="SQL", help='e.g. "SELECT count(*) FROM users"')
+    query.add_argument("--named", metavar="NAME", help="run a named query of the catalogue (see --list)")
+    query.add_argument("--list", action="store_true", help="list the named queries")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table", help="default: table")
+    query.add_argument("--outputs", help=outputs_help)
+    query.set_defaults(run=cmd_query)
+
+    get_user = commands.add_parser(
+        "get-user",
+        help="one user from the table by id, or every user with an email (the email index), as JSON",
+    )
+    key = get_user.add_mutually_exclusive_group(required=True)
+    key.add_argument("--id", help="user_id: prints the item, a JSON object")
+    key.add_argument("--email", help="email: prints every user with it (several may share one), a JSON array")
+    get_user.add_argument("--outputs", help=outputs_help)
+    get_user.set_defaults(run=cmd_get_user)
+
+
 # -- parser ----------------------------------------------------------------------------------------------
 
 
@@ -406,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(run=cmd_status)
 
     _add_recovery_commands(commands)
+    _add_catalog_commands(commands)
     return parser
 
 

@@ -41,6 +41,10 @@ AWS returns compact JSON. The Terraform AWS provider compares the string as is, 
 after an apply would "update" both queues. moto also stores a ``RedriveAllowPolicy`` but never returns it
 (nor accepts its name in GetQueueAttributes), so the provider would see it vanish after every apply; this
 patch returns it as it was set.
+
+**Named queries.** moto 5.2 creates, reads and lists Athena named queries but lacks ``DeleteNamedQuery``
+(a 500), so ``terraform destroy`` of the catalog module failed (fast, with the embedded target's low retry
+budget). This patch deletes the query, as AWS does.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import json
 import re
 from typing import Any
 
+from moto.athena.responses import AthenaResponse
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     MultipleTransactionsException,
@@ -72,6 +77,7 @@ _TRANSACTION_PATCHED_ATTRIBUTE = "_pipeline_transactions_without_copies"
 _SCAN_PATCHED_ATTRIBUTE = "_pipeline_scans_snapshot"
 _LIMITS_PATCHED_ATTRIBUTE = "_pipeline_s3_limits"
 _BUCKET_NAMES_PATCHED_ATTRIBUTE = "_pipeline_bucket_name_rules"
+_NAMED_QUERY_PATCHED_ATTRIBUTE = "_pipeline_delete_named_query"
 
 #: AWS's limits on an object key and on its user metadata (UTF-8 bytes).
 MAX_KEY_BYTES = 1024
@@ -150,6 +156,20 @@ def apply() -> None:
     _s3_key_and_metadata_limits()
     _bucket_name_rules()
     _scans_while_writing()
+    _delete_named_query()
+
+
+def _delete_named_query() -> None:
+    if getattr(AthenaResponse, _NAMED_QUERY_PATCHED_ATTRIBUTE, False):
+        return
+
+    def delete_named_query(self: Any) -> str:
+        # AWS answers an id it does not hold with success too (the deletion is idempotent).
+        self.athena_backend.named_queries.pop(self._get_param("NamedQueryId"), None)
+        return "{}"
+
+    setattr(AthenaResponse, "delete_named_query", delete_named_query)  # noqa: B010 - patching moto's class
+    setattr(AthenaResponse, _NAMED_QUERY_PATCHED_ATTRIBUTE, True)
 
 
 def _scans_while_writing() -> None:

@@ -47,7 +47,8 @@ class FileStatus:
         lake_done = self.datalake is not None or "datalake" in given_up
         database_done = (
             not self.loads_database
-            or (self.database is not None and self.database.status != "in_progress")
+            # "failed" (reference data missing) is retried, then dead-lettered: not settled until then
+            or (self.database is not None and self.database.status not in {"in_progress", "failed"})
             or "database" in given_up
         )
         return lake_done and database_done
@@ -57,9 +58,11 @@ class FileStatus:
         if self.dead_lettered:
             return "dead-lettered (" + ", ".join(sorted(self.dead_lettered)) + ")"
         if not self.settled:
-            if self.database is not None and self.database.parts_total > 1:
-                return f"in progress ({self.database.parts_done}/{self.database.parts_total} parts)"
-            return "in progress"
+            database = self.database
+            if database is not None and database.status == "failed":
+                return "failed, retrying"  # its reference data: the manifest's error says which
+            parts = f" ({database.parts_done}/{database.parts_total} parts)" if database else ""
+            return "in progress" + (parts if database and database.parts_total > 1 else "")
         statuses = [m.status for m in (self.datalake, self.database) if m is not None]
         if "quarantined" in statuses:
             return "quarantined"

@@ -46,6 +46,9 @@ EMBEDDED_VARIABLES: Mapping[str, Any] = {
     # Small parts, so that files of a few MB already take the parts path (and each part fits the local
     # functions' 5 s timeout at the emulator's write rate).
     "part_bytes": 256 << 10,
+    # An API action moto lacks is answered with an error the provider retries, 25 times by default: many
+    # silent minutes. A few attempts make such a gap fail within seconds (AWS_MAX_ATTEMPTS is not read).
+    "provider_max_retries": 5,
 }
 
 #: Settings of every function for local runs: short timeouts, so that a failing message is retried (and
