@@ -77,6 +77,7 @@ checkov: $(CHECKOV_VENV)/bin/checkov ## static security analysis of terraform/
 bench: ## throughput and memory benchmarks (prints figures beside targets)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/curated.py
 
 # Target groups live in mk/: images.mk (build, push, deploy), local.mk (demo and the embedded target).
 include $(sort $(wildcard mk/*.mk))

@@ -132,6 +132,15 @@ locals {
         resources = [module.bucket["datalake"].arn]
       },
     ]
+    "write-curated" = [
+      {
+        sid = "WriteCuratedObjects"
+        # The curated zone's Parquet objects (pipeline.curated): deterministic names, so a replay overwrites
+        # and nothing is read or listed first. Above 8 MiB an upload is multipart, aborted on failure.
+        actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+        resources = ["${module.bucket["datalake"].arn}/curated/*"]
+      },
+    ]
     "write-manifests" = [
       {
         sid       = "WriteManifests"

@@ -70,6 +70,7 @@ class DatalakeSettings:
 class DatabaseSettings:
     quarantine_bucket: str
     tables: Mapping[str, str]  # dataset name -> DynamoDB table name
+    datalake_bucket: str  # the curated zone (curated/ in the data lake bucket)
     batch_size: int = 1000
     write_threads: int = 4
     strict_ordering: bool = False
@@ -95,6 +96,7 @@ class DatabaseSettings:
                 env, "PIPELINE_QUARANTINE_BUCKET", _BUCKET_NAME, "quarantine S3 bucket"
             ),
             tables=tables,
+            datalake_bucket=_require(env, "PIPELINE_DATALAKE_BUCKET", _BUCKET_NAME, "data lake S3 bucket"),
             batch_size=_positive_int(env, "PIPELINE_BATCH_SIZE", 1000, 100_000),
             write_threads=_positive_int(env, "PIPELINE_WRITE_THREADS", 4, 32),
             strict_ordering=_flag(env, "PIPELINE_STRICT_ORDERING"),

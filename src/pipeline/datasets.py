@@ -1,10 +1,16 @@
 """The dataset registry and key routing: edit the registry below to teach the pipeline your own files.
 
 Each entry says which keys belong to the dataset (file-name globs, a trailing ``.gz`` ignored, optional key
-prefix), how to read them and, when it has a schema, which table its validated records are loaded into (the
-environment variable naming the table is set by Terraform on the database loader). The first dataset that
-matches a key wins; a key that matches none goes to the data lake's ``unclassified`` area, which is never an
-error. Every file, matched or not, is copied to the lake.
+prefix), how to read them and, when it has a schema, what its validated records become: rows of the curated
+zone (Parquet, :mod:`pipeline.curated`; ``columns`` declares their Arrow types, in order) and, when it has a
+table, items of that table (the environment variable naming the table is set by Terraform on the database and
+part loaders). The first dataset that matches a key wins; a key that matches none goes to the data lake's
+``unclassified`` area, which is never an error. Every file, matched or not, is copied to the lake.
+
+``columns`` is the one declaration of a dataset's curated columns: each is a field of the validated record
+(or of the item, for columns a later step adds to it) and an Arrow type name from
+:data:`pipeline.curated.ARROW_TYPES`. The writer builds every column from this list, and appends the same
+lineage columns to every dataset, so a column is added here and nowhere else.
 
 A dataset with a schema may also declare:
 
@@ -29,6 +35,7 @@ For example, a partners file whose exports add columns of their own, kept for th
         schema=PartnerRecord,
         key_field="partner_id",
         table_env="PIPELINE_PARTNERS_TABLE",
+        columns=(("partner_id", "string"), ("email", "string")),
         contract=Contract(unknown_columns="keep"),
         enrichment=Enrichment(
             "partners-enricher", 1, (Derived("email_domain", source="email", function=email_domain),)
@@ -47,12 +54,16 @@ from pipeline.contracts import Contract
 from pipeline.enrichment import Derived, Enrichment, Lookup, age_band, email_domain
 from pipeline.objects import LINEAGE_FIELDS
 from pipeline.readers import Format
+from pipeline.schemas.events import EventRecord
 from pipeline.schemas.users import UserRecord
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 UNCLASSIFIED_NAME = "unclassified"
+
+Column = tuple[str, str]
+"""A curated column: its name (a field of the validated record) and an Arrow type name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +73,13 @@ class Dataset:
     name: str
     patterns: tuple[str, ...] = ()
     prefix: str = ""
-    # With a schema, records are validated and loaded into the table that ``table_env`` names.
+    # With a schema, records are validated and written to the curated zone as ``columns``, and loaded into
+    # the table that ``table_env`` names when there is one. ``key_field`` is the record's key: the table's
+    # partition key, and what the curated zone's "later event wins" view partitions by.
     schema: type[BaseModel] | None = None
     key_field: str | None = None
     table_env: str | None = None
+    columns: tuple[Column, ...] = ()
     format: Format | None = None
     delimiter: str = ","
     # What to do with columns the schema does not know (reject | ignore | keep): pipeline.contracts.
@@ -74,14 +88,26 @@ class Dataset:
     enrichment: Enrichment | None = None
 
     def __post_init__(self) -> None:
-        if self.schema is not None and (self.key_field is None or self.table_env is None):
-            raise ValueError(f"dataset {self.name!r}: a schema needs a key_field and a table_env")
         if self.enrichment is not None:
             _check_enrichment(self)
+        if self.schema is None:
+            if self.key_field or self.table_env or self.columns:
+                raise ValueError(f"dataset {self.name!r}: a key_field, table_env or columns needs a schema")
+            return
+        if self.key_field is None or not self.columns:
+            raise ValueError(f"dataset {self.name!r}: a schema needs a key_field and curated columns")
+        names = [name for name, _ in self.columns]
+        if self.key_field not in names or len(set(names)) != len(names):
+            raise ValueError(f"dataset {self.name!r}: columns must name key_field once, and no column twice")
 
     @property
     def loads_database(self) -> bool:
+        """Whether the database loader takes the dataset's files on (validates them): it has a schema."""
         return self.schema is not None
+
+    @property
+    def has_table(self) -> bool:
+        return self.table_env is not None
 
     def matches(self, key: str) -> bool:
         if not key.startswith(self.prefix):
@@ -143,12 +169,32 @@ USERS = Dataset(
     schema=UserRecord,
     key_field="user_id",
     table_env="PIPELINE_USERS_TABLE",
+    columns=(
+        ("user_id", "string"),
+        ("first_name", "string"),
+        ("last_name", "string"),
+        ("email", "string"),
+        ("gender", "string"),
+        ("age", "int32"),
+    ),
     contract=Contract(unknown_columns="reject"),  # the default, said out loud: today's strictness
     enrichment=USERS_ENRICHMENT,
 )
 
-# Lake-only: kept in the data lake, partitioned, but not loaded into a table.
-EVENTS = Dataset(name="events", patterns=("events*.jsonl", "events*.ndjson", "events*.json"))
+# Click-stream events: validated, kept in the lake and the curated zone; no table.
+EVENTS = Dataset(
+    name="events",
+    patterns=("events*.jsonl", "events*.ndjson", "events*.json"),
+    schema=EventRecord,
+    key_field="event_id",
+    columns=(
+        ("event_id", "string"),
+        ("user_id", "string"),
+        ("event_type", "string"),
+        ("occurred_at", "timestamp_ms_utc"),
+        ("properties", "string"),  # the JSON object as compact JSON text
+    ),
+)
 
 DATASETS: tuple[Dataset, ...] = (USERS, EVENTS)
 

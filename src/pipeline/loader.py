@@ -1,4 +1,8 @@
-"""Load one landed file version into its dataset's table: stream, validate, write, set rejects aside."""
+"""Load one landed file version: stream, validate, write the table (when the dataset has one) and the curated
+zone (:mod:`pipeline.curated`), set rejects aside.
+
+For a dataset without a table, ``records_loaded`` counts the valid records written to the curated zone.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.budget import Budget, OutOfTime
 from pipeline.contracts import ContractReport
+from pipeline.curated import CuratedWriter
 from pipeline.database import TableWriter, WriteResult
 from pipeline.datasets import Dataset
 from pipeline.enrichment import Enricher
@@ -16,7 +21,7 @@ from pipeline.objects import ObjectRef
 from pipeline.quarantine import RejectsWriter, quarantine_file
 from pipeline.readers import Format, UnreadableFileError, detect_format
 from pipeline.sources import open_source
-from pipeline.validation import iter_validated_batches
+from pipeline.validation import Item, iter_validated_batches
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,13 +86,38 @@ class Pace:
             self.ms_per_record = max(elapsed_ms / records, 0.001)
 
 
+@dataclass(slots=True)
+class _Outputs:
+    """Where a unit's valid items go: its table (if the dataset has one) and the curated zone (if asked)."""
+
+    table: TableWriter | None
+    curated: CuratedWriter | None
+    curated_bucket: str | None
+
+    def write(self, items: list[Item]) -> WriteResult:
+        # The table first: a write that runs out of time leaves the batch unread, so it must not be curated.
+        result = self.table.write(items) if self.table is not None else WriteResult(written=len(items))
+        if self.curated is not None:
+            self.curated.add(items)
+        return result
+
+    def upload(self, s3: S3Client) -> None:
+        if self.curated is not None and self.curated_bucket is not None:
+            self.curated.upload(s3, self.curated_bucket)
+
+    def discard(self) -> None:
+        if self.curated is not None:
+            self.curated.discard()
+
+
 def load_file(
     s3: S3Client,
-    writer: TableWriter,
+    writer: TableWriter | None,
     ref: ObjectRef,
     dataset: Dataset,
     *,
     quarantine_bucket: str,
+    curated_bucket: str | None = None,
     batch_size: int = 1000,
     budget: Budget | None = None,
     enricher: Enricher | None = None,
@@ -100,6 +130,7 @@ def load_file(
         dataset,
         open_source(s3, ref),
         quarantine_bucket=quarantine_bucket,
+        curated_bucket=curated_bucket,
         batch_size=batch_size,
         budget=budget,
         enricher=enricher,
@@ -108,12 +139,14 @@ def load_file(
 
 def load_stream(
     s3: S3Client,
-    writer: TableWriter,
+    writer: TableWriter | None,
     ref: ObjectRef,
     dataset: Dataset,
     body: Any,
     *,
     quarantine_bucket: str,
+    curated_bucket: str | None = None,
+    curated_unit: str = "whole",
     batch_size: int = 1000,
     budget: Budget | None = None,
     line_offset: int = 0,
@@ -127,16 +160,28 @@ def load_stream(
 
     ``fmt`` is the format of ``body`` when it is not the file's own (a staged copy: plain text).
     ``skip_records`` records are passed over: a resumed load. Running out of time between two batches raises
-    :class:`Interrupted` with the counts so far, once the rejects so far are uploaded.
+    :class:`Interrupted` with the counts so far, once the rejects and curated rows so far are uploaded.
+
+    ``writer`` is None for a dataset without a table. With ``curated_bucket``, the valid records also go to
+    the curated zone as one object, named by ``curated_unit`` (``whole``, ``part-<index>``) and
+    ``skip_records``: it is uploaded before this returns or raises :class:`Interrupted`, so a part's result
+    or checkpoint (written after) implies its curated object is complete.
     ``report`` collects what the dataset's contract decided (a part passes its own, to keep it across
     attempts); the manifest lists its decisions. ``enricher`` (the dataset's, see :mod:`pipeline.enrichment`)
     adds its attributes to the valid records before they are written.
     """
     if dataset.schema is None:
-        raise ValueError(f"dataset {dataset.name!r} has no schema: nothing to load into a table")
+        raise ValueError(f"dataset {dataset.name!r} has no schema: nothing to validate")
+    if writer is None and dataset.has_table:
+        raise ValueError(f"dataset {dataset.name!r} has a table: a table writer is needed")
     fmt, gzipped = detect_format(ref.key, dataset.format) if fmt is None else (fmt, False)
     report = ContractReport() if report is None else report
     rejects = RejectsWriter(ref, rejects_at)
+    outputs = _Outputs(
+        writer,
+        CuratedWriter(dataset, ref, unit=curated_unit, start=skip_records) if curated_bucket else None,
+        curated_bucket,
+    )
     written = WriteResult()
     read = 0
     pace = Pace(budget, batch_size) if budget is not None else None
@@ -164,7 +209,7 @@ def load_stream(
                 if enricher is not None:
                     enricher.apply(batch.items)
                 # May raise OutOfTime too (a retry that would not fit): the batch then counts as unread.
-                written.add(writer.write(batch.items))
+                written.add(outputs.write(batch.items))
             read += batch.records_read
             for rejection in batch.rejections:
                 rejects.add(rejection)
@@ -177,8 +222,9 @@ def load_stream(
         error = str(exc)
         quarantined = quarantine_file(s3, ref, quarantine_bucket)
     except OutOfTime as exc:
-        # Every batch before this one is written: keep its rejects, say how far the load got.
+        # Every batch before this one is written: keep its rejects and curated rows, say how far it got.
         rejects.upload(s3, quarantine_bucket)
+        outputs.upload(s3)
         progress = Progress(
             records_read=read,
             records_loaded=written.written,
@@ -189,9 +235,12 @@ def load_stream(
         raise Interrupted(progress) from exc
     except BaseException:
         rejects.discard()
+        outputs.discard()
         raise
     finally:
         body.close()
+    # Also after a fault part-way: the records before it are in the table, so they are curated too.
+    outputs.upload(s3)
     rejects_key = rejects.upload(s3, quarantine_bucket)
     status: Status = "quarantined" if error else ("partial" if rejects.count else "loaded")
     return describe(

@@ -319,19 +319,24 @@ def _exists(s3: S3Client, bucket: str, key: str) -> bool:
 
 def load_part(
     s3: S3Client,
-    writer: TableWriter,
+    writer: TableWriter | None,
     ref: ObjectRef,
     dataset: Dataset,
     part: Part,
     *,
     quarantine_bucket: str,
     batch_size: int,
+    curated_bucket: str | None = None,
     budget: Budget | None = None,
     staged: StagedCopy | None = None,
     enricher: Enricher | None = None,
 ) -> bool:
     """Load one part (of the file, or of its staged copy) unless it is done already; True when this call
-    loaded it. The last part of a staged copy that ended at a fault in the source carries that fault."""
+    loaded it. The last part of a staged copy that ended at a fault in the source carries that fault.
+
+    With ``curated_bucket``, its valid records go to the curated zone too: one object per attempt's start
+    (the first attempt's at 0, a resumed one's after the records its checkpoint counts), each complete
+    before the checkpoint or result that follows it."""
     key = result_key(ref, part.index)
     if _exists(s3, quarantine_bucket, key):
         return False
@@ -352,6 +357,8 @@ def load_part(
             line_offset=stream.line_offset,
             rejects_at=part_rejects_key(ref, part.index, attempt),
             quarantine_bucket=quarantine_bucket,
+            curated_bucket=curated_bucket,
+            curated_unit=f"part-{part.index}",
             batch_size=batch_size,
             budget=budget,
             fmt=staged.format if staged is not None else None,

@@ -21,7 +21,10 @@ def enrichers(s3: S3Client, settings: DatabaseSettings) -> Enrichers:
     return Enrichers(ReferenceStore(s3, settings.reference_bucket), settings.reference_versions)
 
 
-def table_writer(client: DynamoDBClient, settings: DatabaseSettings, dataset: Dataset) -> TableWriter:
+def table_writer(client: DynamoDBClient, settings: DatabaseSettings, dataset: Dataset) -> TableWriter | None:
+    """The writer of the dataset's table, or None when it has none (its records go to the curated zone)."""
+    if not dataset.has_table:
+        return None
     if dataset.key_field is None:
         raise ValueError(f"dataset {dataset.name!r} has no key field: it is not loaded into a table")
     return TableWriter(

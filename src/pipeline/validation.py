@@ -20,12 +20,13 @@ import types
 from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import orjson
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
 
 from pipeline.contracts import Contract, ContractReport, normalise_name, trimmed_name
 from pipeline.objects import LINEAGE_FIELDS, ObjectRef
@@ -61,13 +62,18 @@ class ValidatedBatch:
     empty."""
 
 
+Attribute = tuple[str, str, Callable[[Any], str] | None]
+"""A field as an item attribute: its name, DynamoDB type tag (S or N), and how its value becomes text (None:
+it is text already)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """What validation needs to know about a schema, worked out once per schema."""
 
     schema: type[BaseModel]
     adapter: TypeAdapter[list[Any]]  # list[schema | the input as given, when it is not valid]
-    attributes: tuple[tuple[str, bool], ...]  # (field name, is a number) in schema order
+    attributes: tuple[Attribute, ...]  # in schema order
     names: dict[str, str]  # accepted input key (field name or alias) -> field name
     spellings: dict[str, tuple[str, ...]]  # field name -> its accepted input keys
     required: tuple[str, ...]
@@ -260,11 +266,11 @@ def _validate(plan: _Plan, lineage: Item, batch: _Prepared, conformer: _Conforme
         # The hot loop: plain dict building; the plan already knows which fields are numbers.
         values = model.__dict__
         item: Item = {}
-        for name, numeric in attributes:
+        for name, tag, convert in attributes:
             value = values[name]
             if value is None or value == "":
                 continue
-            item[name] = {"N": str(value)} if numeric else {"S": value}
+            item[name] = {tag: value if convert is None else convert(value)}
         item.update(lineage)
         item["line"] = {"N": str(line)}
         items.append(item)
@@ -421,13 +427,13 @@ def _json_text(value: object) -> str:
 
 @functools.cache
 def _plan(schema: type[BaseModel]) -> _Plan:
-    attributes: list[tuple[str, bool]] = []
+    attributes: list[Attribute] = []
     names: dict[str, str] = {}
     spellings: dict[str, tuple[str, ...]] = {}
     for name, info in schema.model_fields.items():
         if name in LINEAGE_ATTRIBUTES:
             raise ValueError(f"{schema.__name__}.{name} clashes with a lineage attribute")
-        attributes.append((name, _is_number(schema, name, info.annotation)))
+        attributes.append((name, *_attribute_type(schema, name, info.annotation)))
         accepted = (name,) if info.alias in (None, name) else (name, str(info.alias))
         spellings[name] = accepted
         names.update(dict.fromkeys(accepted, name))
@@ -446,8 +452,22 @@ def _plan(schema: type[BaseModel]) -> _Plan:
     return _Plan(schema, adapter, tuple(attributes), names, spellings, required, normal)
 
 
-def _is_number(schema: type[BaseModel], name: str, annotation: Any) -> bool:
-    """Whether a field is stored as N (int, float, Decimal) or S (str, Literal of str); else refuse it."""
+def timestamp_text(value: datetime) -> str:
+    """An aware datetime as fixed-form UTC text to the millisecond (``2024-05-01T10:00:00.000Z``): the
+    curated zone's ``timestamp(ms, UTC)`` columns parse exactly this, and string order is time order."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def json_text(value: object) -> str:
+    """A JSON value as compact JSON text, keys in the order given (deterministic for a given record)."""
+    return orjson.dumps(value).decode()
+
+
+def _attribute_type(
+    schema: type[BaseModel], name: str, annotation: Any
+) -> tuple[str, Callable[[Any], str] | None]:
+    """How a field is stored: N (int, float, Decimal), S (str, Literal of str), or S holding the text of an
+    AwareDatetime (ISO 8601, UTC) or of a JSON object (dict); anything else is refused."""
     base = annotation
     while True:
         origin = get_origin(base)
@@ -461,12 +481,19 @@ def _is_number(schema: type[BaseModel], name: str, annotation: Any) -> bool:
         else:
             break
     if get_origin(base) is Literal and all(isinstance(arg, str) for arg in get_args(base)):
-        return False
+        return "S", None
+    if get_origin(base) is dict:
+        return "S", json_text
     if isinstance(base, type) and not issubclass(base, bool):
         if issubclass(base, str):
-            return False
+            return "S", None
+        if base is AwareDatetime:  # a plain datetime may be naive: its instant is unknowable
+            return "S", timestamp_text
         if issubclass(base, int | float | Decimal):
-            return True
+            return "N", str
+        if issubclass(base, dict):
+            return "S", json_text
     raise TypeError(
-        f"{schema.__name__}.{name}: only str, int, float and Decimal fields become items, not {annotation}"
+        f"{schema.__name__}.{name}: only str, int, float, Decimal, AwareDatetime and dict fields "
+        f"become items, not {annotation}"
     )

@@ -114,18 +114,26 @@ def test_a_broken_file_is_quarantined_whole(pipeline: Pipeline) -> None:
     assert file.datalake is not None  # the lake keeps an untouched copy of every file, readable or not
 
 
-def test_a_file_of_another_dataset_goes_to_the_lake_only(pipeline: Pipeline) -> None:
+def test_a_dataset_without_a_table_goes_to_the_lake_and_is_validated(pipeline: Pipeline) -> None:
     run = unique()
-    body = b'{"event_id": "e-1", "type": "click"}\n'
+    body = (
+        b'{"event_id": "e-1", "type": "click", "timestamp": "2024-05-01T10:00:00Z"}\n'
+        b'{"event_id": "e-2", "type": "click"}\n'
+    )
 
     file = pipeline.process(f"{run}/events.jsonl", body)
 
     assert file.dataset == "events"
-    assert not file.loads_database
+    assert file.loads_database  # validated by the database loader; its valid records go to the curated zone
     assert file.lake_key is not None
     assert file.lake_key.startswith("dataset=events/")
     assert pipeline.lake_object(file.lake_key) == body
-    assert file.database is None
+    assert file.database is not None
+    assert (file.database.status, file.database.records_loaded, file.database.records_rejected) == (
+        "partial",
+        1,
+        1,
+    )
 
 
 def test_the_same_file_uploaded_twice_leaves_the_table_unchanged(pipeline: Pipeline) -> None:

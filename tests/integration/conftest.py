@@ -8,6 +8,7 @@ builder, then handed to the handler module with a Lambda-like context.
 from __future__ import annotations
 
 import importlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 import boto3
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
@@ -90,6 +93,20 @@ class Stack:
         """The lake's data objects (its reference/ tables left out)."""
         objects = self.s3.list_objects_v2(Bucket=LAKE).get("Contents", [])
         return [o["Key"] for o in objects if not o["Key"].startswith("reference/")]
+
+    def curated_keys(self, dataset: str = "") -> list[str]:
+        prefix = f"curated/dataset={dataset}/" if dataset else "curated/"
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=LAKE, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def curated(self, dataset: str) -> pa.Table:
+        """Every curated row of ``dataset``, with the partition columns as the key names them."""
+        tables = []
+        for key in self.curated_keys(dataset):
+            table = pq.read_table(io.BytesIO(self.s3.get_object(Bucket=LAKE, Key=key)["Body"].read()))
+            date = key.split("/ingest_date=")[1].split("/")[0]
+            tables.append(table.append_column("ingest_date", pa.array([date] * table.num_rows)))
+        return pa.concat_tables(tables) if tables else pa.table({})
 
     def manifests(self, stage: str) -> dict[str, Manifest]:
         return {m.source_key: m for m in iter_manifests(self.s3, QUARANTINE) if m.stage == stage}

@@ -409,7 +409,11 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:  # noqa: PLR0912 - on
             2,
         )
         binary = put(f"users-{run}-binary.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), 3)
-        other = put(f"events-{run}.jsonl", b'{"event": "click", "at": "2001-02-03T04:05:06Z"}\n', 4)
+        other = put(
+            f"events-{run}.jsonl",
+            b'{"event_id": "e-1", "type": "click", "timestamp": "2001-02-03T04:05:06Z"}\n',
+            4,
+        )
         unpinned = put(
             f"users-{run}-unpinned.csv",
             _users_csv([_user(f"{user_prefix}unpinned")]),
@@ -478,7 +482,10 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:  # noqa: PLR0912 - on
                 ),
                 Scenario("bad rows", bad, _expect(status="partial", records_loaded=1, records_rejected=2)),
                 Scenario("binary users csv", binary, _expect(status="quarantined", records_loaded=0)),
-                Scenario("another dataset", other, _expect_no_manifest),
+                # Validated and curated, no table.
+                Scenario(
+                    "another dataset", other, _expect(status="loaded", dataset="events", records_loaded=1)
+                ),
                 # The replay finds its final manifest: skipped, nothing written.
                 Scenario("replay", good, _expect(status="loaded", records_loaded=3)),
                 Scenario(
@@ -491,7 +498,8 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:  # noqa: PLR0912 - on
                 Scenario("big file planned into parts", big, _expect(status="in_progress")),
                 Scenario("big gzip file staged into parts", big_gzip, _expect(status="in_progress")),
                 # Less time left than the budget's margin: the message is handed back, untried.
-                Scenario("out of time", other, _expect_no_manifest, timeout_seconds=1),
+                # (A drop of no dataset: the events drop has a database manifest by now.)
+                Scenario("out of time", large, _expect_no_manifest, timeout_seconds=1),
             ],
         }
 
@@ -557,6 +565,10 @@ def recording(deployed_stack: Any) -> Iterator[Recording]:  # noqa: PLR0912 - on
     finally:
         _delete_versions(s3, landing, lambda key: True, prefix=prefix)
         _delete_versions(s3, out["datalake_bucket"], lambda key: run in key, prefix="dataset=")
+        # Curated objects are named by a digest: found by the test's own partition date.
+        _delete_versions(
+            s3, out["datalake_bucket"], lambda key: "/ingest_date=2001-02-03/" in key, prefix="curated/"
+        )
         _delete_versions(s3, quarantine, lambda key: prefix in key)  # manifests/, rejects/, files/<key>...
         ddb = deployed_stack.client("dynamodb")
         for page in ddb.get_paginator("scan").paginate(
@@ -692,6 +704,9 @@ def test_every_call_the_handler_makes_is_allowed_by_its_role(recording: Recordin
         ("datalake-loader", "ReadDatalakeLineage", "s3:GetObject", "datalake_bucket"),
         ("datalake-loader", "ListLandingVersions", "s3:ListBucketVersions", "landing_bucket"),
         ("database-loader", "ListLandingVersions", "s3:ListBucketVersions", "landing_bucket"),
+        # The curated zone's objects: PutObject on curated/* of the lake, the loaders' only lake access.
+        ("database-loader", "WriteCuratedObjects", "s3:PutObject", "datalake_bucket"),
+        ("part-loader", "WriteCuratedObjects", "s3:PutObject", "datalake_bucket"),
     ],
 )
 def test_the_check_fails_when_a_statement_the_code_needs_is_taken_out(

@@ -194,14 +194,10 @@ def test_each_function_runs_its_handler_from_its_image_with_its_environment(
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "PIPELINE_FUNCTION_TIMEOUT_SECONDS": str(config["Timeout"]),
     }
-    specific = (
-        {"PIPELINE_DATALAKE_BUCKET": out["datalake_bucket"]}
-        if function_key == "datalake-loader"
-        else {"PIPELINE_USERS_TABLE": out["table_name"]}
-    )
-    if function_key in {"database-loader", "part-loader"}:
-        # Enrichment reads its versioned reference data from the lake.
-        specific["PIPELINE_DATALAKE_BUCKET"] = out["datalake_bucket"]
+    # The loaders write the curated zone in the lake bucket, and enrichment reads its reference data there.
+    specific = {"PIPELINE_DATALAKE_BUCKET": out["datalake_bucket"]}
+    if function_key != "datalake-loader":
+        specific["PIPELINE_USERS_TABLE"] = out["table_name"]
         specific["PIPELINE_REFERENCE_VERSIONS"] = "email_providers=v1"
     if function_key == "database-loader":
         specific["PIPELINE_PARTS_QUEUE_URL"] = out["queues"]["part-loader"]["url"]
@@ -335,7 +331,11 @@ def test_each_role_grants_named_actions_on_named_resources(deployed_stack: Any, 
         assert grants["s3:AbortMultipartUpload"] == {datalake_objects}
         assert not table_actions & set(grants)
     else:
+        # Only the curated zone of the lake: never the raw copies.
         assert datalake_objects not in grants["s3:PutObject"]
+        curated = f"arn:aws:s3:::{out['datalake_bucket']}/curated/*"
+        assert curated in grants["s3:PutObject"]
+        assert curated in grants["s3:AbortMultipartUpload"]
         table_arn = out["table_arn"]
         assert all(grants[action] == {table_arn} for action in table_actions)
 

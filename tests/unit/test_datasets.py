@@ -29,10 +29,12 @@ def test_unknown_keys_are_unclassified_not_errors(key: str) -> None:
     assert not UNCLASSIFIED.loads_database
 
 
-def test_lake_only_dataset_has_no_table() -> None:
+def test_events_have_a_schema_but_no_table() -> None:
     dataset = route("events-2026-11-22.jsonl")
     assert dataset.name == "events"
-    assert not dataset.loads_database
+    assert dataset.loads_database  # validated by the database loader: rejects, curated zone
+    assert not dataset.has_table
+    assert USERS.has_table
 
 
 def test_prefix_restricts_a_dataset_and_first_match_wins() -> None:
@@ -40,16 +42,39 @@ def test_prefix_restricts_a_dataset_and_first_match_wins() -> None:
         id: str
 
     partners = Dataset(
-        "partners", patterns=("*.csv",), prefix="partners/", schema=Row, key_field="id", table_env="T"
+        "partners",
+        patterns=("*.csv",),
+        prefix="partners/",
+        schema=Row,
+        key_field="id",
+        table_env="T",
+        columns=(("id", "string"),),
     )
     registry = (partners, *DATASETS)
     assert route("partners/users.csv", registry) is partners
     assert route("other/users.csv", registry) is USERS
 
 
-def test_schema_without_table_is_a_declaration_error() -> None:
+def test_a_schema_without_key_or_columns_is_a_declaration_error() -> None:
     class Row(BaseModel):
         id: str
 
-    with pytest.raises(ValueError, match="needs a key_field and a table_env"):
+    with pytest.raises(ValueError, match="needs a key_field and curated columns"):
         Dataset("broken", patterns=("*.csv",), schema=Row)
+    with pytest.raises(ValueError, match="needs a key_field and curated columns"):
+        Dataset("broken", patterns=("*.csv",), schema=Row, key_field="id")
+    with pytest.raises(ValueError, match="columns must name key_field once"):
+        Dataset("broken", patterns=("*.csv",), schema=Row, key_field="id", columns=(("other", "string"),))
+    with pytest.raises(ValueError, match="needs a schema"):
+        Dataset("broken", patterns=("*.csv",), table_env="T")
+
+
+def test_a_schema_without_a_table_is_allowed() -> None:
+    class Row(BaseModel):
+        id: str
+
+    dataset = Dataset(
+        "clicks", patterns=("*.jsonl",), schema=Row, key_field="id", columns=(("id", "string"),)
+    )
+    assert dataset.loads_database
+    assert not dataset.has_table

@@ -238,7 +238,14 @@ def test_configured_versions_are_parsed_and_bad_ones_refused() -> None:
         {"email_providers": "v2", "plans": "v1"},
     )
     with pytest.raises(ConfigError, match="PIPELINE_REFERENCE_VERSIONS: 'email_providers=2' is not table=vN"):
-        DatabaseSettings.from_env(DATASETS, {**env, "PIPELINE_REFERENCE_VERSIONS": "email_providers=2"})
+        DatabaseSettings.from_env(
+            DATASETS,
+            {
+                **env,
+                "PIPELINE_DATALAKE_BUCKET": "p-dev-lake",
+                "PIPELINE_REFERENCE_VERSIONS": "email_providers=2",
+            },
+        )
 
 
 def test_an_enrichment_that_would_overwrite_or_read_nothing_is_refused() -> None:

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
 from pipeline.budget import Budget, OutOfTime
+from pipeline.curated import curated_key
 from pipeline.database import TableWriter
 from pipeline.datasets import route
 from pipeline.objects import ObjectRef
 from pipeline.parts import checkpoint_key, finish, load_part, result_key
 from pipeline.splits import plan_parts
 
-LANDING, WORK, TABLE = "landing", "quarantine", "users"
+LANDING, WORK, TABLE, LAKE = "landing", "quarantine", "users", "lake"
 ROWS = 2_000
 BAD_EVERY = 97  # an invalid email every 97th record: rejects on both sides of the interruption
 
@@ -194,3 +198,78 @@ def test_a_retry_refused_mid_batch_leaves_that_batch_to_the_next_attempt(aws: tu
         rejected,
     )
     assert ddb.scan(TableName=TABLE, Select="COUNT")["Count"] == ROWS - rejected
+
+
+def test_a_resumed_part_curates_each_valid_record_once_and_a_rerun_overwrites(aws: tuple[Any, Any]) -> None:
+    s3, ddb = aws
+    s3.create_bucket(Bucket=LAKE)
+    body = users_csv()
+    s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
+    ref = ObjectRef(
+        bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
+    )
+    dataset = route(ref.key)
+    [part] = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) + 1)
+    writer = TableWriter(ddb, TABLE, "user_id")
+    load = functools.partial(
+        load_part, s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250, curated_bucket=LAKE
+    )
+
+    with pytest.raises(OutOfTime):
+        load(budget=Budget(Checks(7)))  # three batches of 250 written, then out of time
+    # The records written before the stop are curated already, under the part's start (0).
+    assert curated_lines(s3) == {curated_key(dataset, ref, unit="part-0", start=0): 750 - 8}
+    assert load()  # resumes after the checkpoint: a continuation object from record 750
+    valid = ROWS - len(range(0, ROWS, BAD_EVERY))
+    objects = curated_lines(s3)
+    assert objects == {
+        curated_key(dataset, ref, unit="part-0", start=0): 750 - 8,
+        curated_key(dataset, ref, unit="part-0", start=750): valid - (750 - 8),
+    }
+    lines = [line for key in objects for line in read_curated(s3, key).column("source_line").to_pylist()]
+    assert sorted(lines) == [n + 2 for n in range(ROWS) if n % BAD_EVERY]  # each valid record once
+
+    # The part again from the start (its result and checkpoint gone): the start-0 object is overwritten with
+    # every record, no third object. The continuation's rows are then twice in the zone, with equal order:
+    # the merge view keeps one of them, as it does for a key given twice in one file.
+    for key in (result_key(ref, 0), checkpoint_key(ref, 0)):
+        s3.delete_object(Bucket=WORK, Key=key)
+    assert load()
+    assert curated_lines(s3) == {
+        curated_key(dataset, ref, unit="part-0", start=0): valid,
+        curated_key(dataset, ref, unit="part-0", start=750): valid - (750 - 8),
+    }
+
+
+def curated_lines(s3: Any) -> dict[str, int]:
+    listed = s3.list_objects_v2(Bucket=LAKE, Prefix="curated/").get("Contents", [])
+    return {o["Key"]: read_curated(s3, o["Key"]).num_rows for o in listed}
+
+
+def read_curated(s3: Any, key: str) -> Any:
+    return pq.read_table(io.BytesIO(s3.get_object(Bucket=LAKE, Key=key)["Body"].read()))
+
+
+def test_a_retry_refused_mid_batch_curates_that_batch_once(aws: tuple[Any, Any]) -> None:
+    """The table is written before the curated zone gets a batch: a batch left to the next attempt is
+    curated by that attempt (its continuation object) only."""
+    s3, ddb = aws
+    s3.create_bucket(Bucket=LAKE)
+    body = users_csv()
+    s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
+    ref = ObjectRef(
+        bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
+    )
+    dataset = route(ref.key)
+    [part] = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) + 1)
+    writer = RefusedMidBatch(ddb, TABLE, "user_id")
+    load = functools.partial(
+        load_part, s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250, curated_bucket=LAKE
+    )
+    with pytest.raises(OutOfTime):
+        load()
+    assert load()
+    lines = [
+        line for key in curated_lines(s3) for line in read_curated(s3, key).column("source_line").to_pylist()
+    ]
+    assert sorted(lines) == [n + 2 for n in range(ROWS) if n % BAD_EVERY]

@@ -367,7 +367,9 @@ class _Clash(BaseModel):
 
 
 def test_schemas_that_cannot_become_items_are_refused_up_front() -> None:
-    with pytest.raises(TypeError, match=r"_Nested\.tags: only str, int, float and Decimal fields"):
+    with pytest.raises(
+        TypeError, match=r"_Nested\.tags: only str, int, float, Decimal, AwareDatetime and dict fields"
+    ):
         list(iter_validated_batches(io.BytesIO(b""), schema=_Nested, ref=REF, fmt="jsonl"))
     with pytest.raises(ValueError, match=r"_Clash\.line clashes with a lineage attribute"):
         list(iter_validated_batches(io.BytesIO(b""), schema=_Clash, ref=REF, fmt="jsonl"))

@@ -1,4 +1,5 @@
-"""Lambda handler: validate the records of files whose dataset has a schema, and load the good ones."""
+"""Lambda handler: validate the records of files whose dataset has a schema, and load the good ones into its
+table (if it has one) and the curated zone; plan big files into parts for the part loader."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ enrichers_by_dataset = enrichers(s3, settings)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def writer_for(dataset: Dataset) -> TableWriter:
+def writer_for(dataset: Dataset) -> TableWriter | None:
     return table_writer(dynamodb, settings, dataset)
 
 
@@ -43,7 +44,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
     for announced in object_refs(record.body):
         dataset = route(announced.key)
         if not dataset.loads_database or dataset.key_field is None:
-            continue  # lake-only or unclassified: the data lake loader has it
+            continue  # no schema (unclassified): the data lake loader has it
         ref = pin_version(s3, announced)
         with logger.append_context_keys(source_key=ref.key, source_version=ref.version_label):
             if final_manifest(s3, settings.quarantine_bucket, "database", ref) is not None:
@@ -85,6 +86,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
                 ref,
                 dataset,
                 quarantine_bucket=settings.quarantine_bucket,
+                curated_bucket=settings.datalake_bucket,
                 batch_size=settings.batch_size,
                 budget=budget,
                 enricher=enricher,

@@ -1,4 +1,5 @@
-"""Lambda handler: load one part of a big file (planned by the database loader), then add up the parts."""
+"""Lambda handler: load one part of a big file (planned by the database loader) into the table and the curated
+zone, then add up the parts."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
             part,
             quarantine_bucket=settings.quarantine_bucket,
             batch_size=settings.batch_size,
+            curated_bucket=settings.datalake_bucket,
             budget=budget,
             staged=staged,
             enricher=enricher,
