@@ -344,10 +344,19 @@ def test_the_same_key_with_another_batch_is_409_and_lands_nothing_more(api: Api)
     assert len(api.landed(f"events/{ALICE}/")) == 1
 
 
+GOOD_EVENT = {
+    "event_id": "e-1",
+    "type": "click",
+    "user_id": "u-1",
+    "timestamp": "2024-05-01T10:00:00Z",
+    "properties": {"target": "signup"},
+}
+
+
 def test_the_same_key_from_two_users_or_two_datasets_lands_apart(api: Api) -> None:
     assert api.events("users", [GOOD_USER], "shared-00001")[0] == 202
     assert api.events("users", [GOOD_USER], "shared-00001", sub=BOB)[0] == 202
-    assert api.events("events", [{"anything": 1}], "shared-00001")[0] == 202
+    assert api.events("events", [GOOD_EVENT], "shared-00001")[0] == 202
     assert len(api.landed(f"events/{ALICE}/")) == 2
     assert len(api.landed(f"events/{BOB}/")) == 1
 
@@ -368,13 +377,13 @@ def test_ndjson_bodies_are_taken_and_a_bad_line_is_one_rejected_record(api: Api)
     assert result["rejected"][0]["reasons"][0].startswith("not JSON")
 
 
-def test_a_dataset_without_a_schema_takes_json_objects_and_says_so(api: Api) -> None:
-    status, _, result = api.events("events", [{"type": "click"}, [1, 2]], "lakeonly-0001")
+def test_events_are_validated_against_their_schema_too(api: Api) -> None:
+    no_zone = {**GOOD_EVENT, "event_id": "e-2", "timestamp": "2024-05-01T10:00:00"}
+    status, _, result = api.events("events", [GOOD_EVENT, no_zone, [1, 2]], "events-00001")
     assert status == 202, result
-    assert result["validated"] is False
-    assert "no schema" in result["note"]
+    assert result["validated"] is True
     assert result["records_accepted"] == 1
-    assert result["rejected"] == [{"index": 1, "reasons": ["record must be a JSON object"]}]
+    assert [item["index"] for item in result["rejected"]] == [1, 2]
 
 
 def test_an_unknown_dataset_is_404(api: Api) -> None:

@@ -117,7 +117,7 @@ def _users(rows: list[dict[str, Any]], *, enriched: bool) -> pa.Table:
     )
 
 
-_ENRICHMENT = ("email_domain", "age_band", "enricher_version")
+_ENRICHMENT = ("email_domain", "age_band", "email_provider", "enricher_version")
 
 
 def _lineage(key: str, version: str, time: str, line: int) -> dict[str, Any]:

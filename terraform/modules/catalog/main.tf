@@ -18,8 +18,8 @@ locals {
     { name = "source_line", type = "bigint", comment = "line of the row in its file" },
   ]
 
-  # Column order is the Parquet writer's; columns a file lacks read as null (email_domain, age_band and
-  # enricher_version come with the enrichment change).
+  # Column order is the Parquet writer's (pipeline.curated.arrow_schema); columns a file lacks read as null
+  # (files written before enrichment have no email_domain, age_band, email_provider or enricher_version).
   curated_tables = {
     users = {
       description = "Users as loaded, one row per source record: several versions per user_id, the greatest source_order is current."
@@ -37,6 +37,7 @@ locals {
           { name = "event_time", type = "timestamp", comment = "the S3 event time of the file (UTC)" },
           { name = "email_domain", type = "string", comment = "enrichment; null in files written before it" },
           { name = "age_band", type = "string", comment = "enrichment; null in files written before it" },
+          { name = "email_provider", type = "string", comment = "enrichment (reference data); null in files written before it" },
           { name = "enricher_version", type = "string", comment = "enrichment; null in files written before it" },
         ],
       )

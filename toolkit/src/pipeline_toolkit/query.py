@@ -40,6 +40,8 @@ from pyarrow import fs as pafs
 from rich.table import Table
 from rich.text import Text
 
+from pipeline import curated
+from pipeline.datasets import EVENTS, USERS
 from pipeline_toolkit.project import stack_dir
 
 Format = Literal["table", "csv", "json"]
@@ -50,42 +52,10 @@ CURATED_PREFIX = "curated/"
 #: Where the rejects are in the quarantine bucket (``pipeline.manifests.REJECTS_PREFIX``).
 REJECTS_PREFIX = "rejects/"
 
-_LINEAGE = [
-    ("source_key", pa.string()),
-    ("source_version", pa.string()),
-    ("source_order", pa.string()),
-    ("source_line", pa.int64()),
-]
-_UTC_MS = pa.timestamp("ms", tz="UTC")
-
-#: The Glue tables' columns, in the catalogue's order (a test compares them with the Terraform module).
+#: The Glue tables' columns, in the catalogue's order (a test compares them with the Terraform module). The
+#: curated tables' are the Parquet writer's own schemas: one declaration, in the registry.
 SCHEMAS: Mapping[str, pa.Schema] = {
-    "users": pa.schema(
-        [
-            ("user_id", pa.string()),
-            ("first_name", pa.string()),
-            ("last_name", pa.string()),
-            ("email", pa.string()),
-            ("gender", pa.string()),
-            ("age", pa.int32()),
-            *_LINEAGE,
-            ("event_time", _UTC_MS),
-            ("email_domain", pa.string()),
-            ("age_band", pa.string()),
-            ("enricher_version", pa.string()),
-        ]
-    ),
-    "events": pa.schema(
-        [
-            ("event_id", pa.string()),
-            ("user_id", pa.string()),
-            ("event_type", pa.string()),
-            ("occurred_at", _UTC_MS),
-            ("properties", pa.string()),
-            *_LINEAGE,
-            ("event_time", _UTC_MS),
-        ]
-    ),
+    **{dataset.name: curated.arrow_schema(dataset) for dataset in (USERS, EVENTS)},
     "rejects": pa.schema(
         [
             ("source_bucket", pa.string()),
