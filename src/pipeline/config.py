@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pipeline.datasets import Dataset
 from pipeline.enrichment import parse_versions
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
@@ -22,7 +22,7 @@ class ConfigError(RuntimeError):
     """The function's environment is missing a variable or holds a bad value."""
 
 
-def _require(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
+def require(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str) -> str:
     value = env.get(name, "").strip()
     if not value:
         raise ConfigError(f"environment variable {name} is not set: it must name the {what}")
@@ -31,7 +31,7 @@ def _require(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: 
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+def positive_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -59,10 +59,8 @@ class DatalakeSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> DatalakeSettings:
         env = os.environ if env is None else env
         return cls(
-            datalake_bucket=_require(env, "PIPELINE_DATALAKE_BUCKET", _BUCKET_NAME, "data lake S3 bucket"),
-            quarantine_bucket=_require(
-                env, "PIPELINE_QUARANTINE_BUCKET", _BUCKET_NAME, "quarantine S3 bucket"
-            ),
+            datalake_bucket=require(env, "PIPELINE_DATALAKE_BUCKET", BUCKET_NAME, "data lake S3 bucket"),
+            quarantine_bucket=require(env, "PIPELINE_QUARANTINE_BUCKET", BUCKET_NAME, "quarantine S3 bucket"),
         )
 
 
@@ -87,21 +85,19 @@ class DatabaseSettings:
     ) -> DatabaseSettings:
         env = os.environ if env is None else env
         tables = {
-            dataset.name: _require(env, dataset.table_env, _TABLE_NAME, f"DynamoDB table for {dataset.name}")
+            dataset.name: require(env, dataset.table_env, _TABLE_NAME, f"DynamoDB table for {dataset.name}")
             for dataset in datasets
             if dataset.table_env is not None
         }
         return cls(
-            quarantine_bucket=_require(
-                env, "PIPELINE_QUARANTINE_BUCKET", _BUCKET_NAME, "quarantine S3 bucket"
-            ),
+            quarantine_bucket=require(env, "PIPELINE_QUARANTINE_BUCKET", BUCKET_NAME, "quarantine S3 bucket"),
             tables=tables,
-            datalake_bucket=_require(env, "PIPELINE_DATALAKE_BUCKET", _BUCKET_NAME, "data lake S3 bucket"),
-            batch_size=_positive_int(env, "PIPELINE_BATCH_SIZE", 1000, 100_000),
-            write_threads=_positive_int(env, "PIPELINE_WRITE_THREADS", 4, 32),
+            datalake_bucket=require(env, "PIPELINE_DATALAKE_BUCKET", BUCKET_NAME, "data lake S3 bucket"),
+            batch_size=positive_int(env, "PIPELINE_BATCH_SIZE", 1000, 100_000),
+            write_threads=positive_int(env, "PIPELINE_WRITE_THREADS", 4, 32),
             strict_ordering=_flag(env, "PIPELINE_STRICT_ORDERING"),
             parts_queue_url=env.get("PIPELINE_PARTS_QUEUE_URL", "").strip() or None,
-            part_bytes=_positive_int(env, "PIPELINE_PART_BYTES", 16 << 20, 5 << 30),
+            part_bytes=positive_int(env, "PIPELINE_PART_BYTES", 16 << 20, 5 << 30),
             reference_bucket=env.get("PIPELINE_DATALAKE_BUCKET", "").strip() or None,
             reference_versions=_versions(env, "PIPELINE_REFERENCE_VERSIONS"),
         )

@@ -63,15 +63,20 @@ def users_csv() -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def test_a_part_out_of_time_resumes_after_what_it_had_done(aws: tuple[Any, Any]) -> None:
-    s3, ddb = aws
+def landed_in_one_part(s3: Any) -> tuple[ObjectRef, Any, Any]:
+    """:func:`users_csv` landed, its dataset, and the one part it is planned into."""
     body = users_csv()
     s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
     ref = ObjectRef(
         bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
     )
-    dataset = route(ref.key)
     [part] = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) + 1)
+    return ref, route(ref.key), part
+
+
+def test_a_part_out_of_time_resumes_after_what_it_had_done(aws: tuple[Any, Any]) -> None:
+    s3, ddb = aws
+    ref, dataset, part = landed_in_one_part(s3)
     writer = TableWriter(ddb, TABLE, "user_id")
     items_written: list[int] = []
 
@@ -173,13 +178,7 @@ class RefusedMidBatch(TableWriter):
 
 def test_a_retry_refused_mid_batch_leaves_that_batch_to_the_next_attempt(aws: tuple[Any, Any]) -> None:
     s3, ddb = aws
-    body = users_csv()
-    s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
-    ref = ObjectRef(
-        bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
-    )
-    dataset = route(ref.key)
-    [part] = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) + 1)
+    ref, dataset, part = landed_in_one_part(s3)
     writer = RefusedMidBatch(ddb, TABLE, "user_id")
 
     with pytest.raises(OutOfTime):
@@ -203,13 +202,7 @@ def test_a_retry_refused_mid_batch_leaves_that_batch_to_the_next_attempt(aws: tu
 def test_a_resumed_part_curates_each_valid_record_once_and_a_rerun_overwrites(aws: tuple[Any, Any]) -> None:
     s3, ddb = aws
     s3.create_bucket(Bucket=LAKE)
-    body = users_csv()
-    s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
-    ref = ObjectRef(
-        bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
-    )
-    dataset = route(ref.key)
-    [part] = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) + 1)
+    ref, dataset, part = landed_in_one_part(s3)
     writer = TableWriter(ddb, TABLE, "user_id")
     load = functools.partial(
         load_part, s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250, curated_bucket=LAKE
@@ -255,13 +248,7 @@ def test_a_retry_refused_mid_batch_curates_that_batch_once(aws: tuple[Any, Any])
     curated by that attempt (its continuation object) only."""
     s3, ddb = aws
     s3.create_bucket(Bucket=LAKE)
-    body = users_csv()
-    s3.put_object(Bucket=LANDING, Key="in/users.csv", Body=body)
-    ref = ObjectRef(
-        bucket=LANDING, key="in/users.csv", event_time=datetime(2026, 1, 2, tzinfo=UTC), size=len(body)
-    )
-    dataset = route(ref.key)
-    [part] = plan_parts(lambda start, end: body[start:end], len(body), "csv", len(body) + 1)
+    ref, dataset, part = landed_in_one_part(s3)
     writer = RefusedMidBatch(ddb, TABLE, "user_id")
     load = functools.partial(
         load_part, s3, writer, ref, dataset, part, quarantine_bucket=WORK, batch_size=250, curated_bucket=LAKE

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipeline.config import ConfigError
+from pipeline.config import BUCKET_NAME, positive_int, require
 
 DEFAULT_UPLOAD_MAX_BYTES = 100 << 20
 DEFAULT_UPLOAD_EXPIRY_SECONDS = 300
@@ -17,22 +17,6 @@ MAX_UPLOAD_EXPIRY_SECONDS = 3600
 # API Gateway's HTTP API takes at most 10 MB of payload; a synchronous invocation 6 MB (base64 adds 1/3).
 MAX_EVENTS_BYTES = 4 << 20
 MAX_UPLOAD_BYTES = 5 << 30  # S3's limit for a single POST upload
-
-
-def _bounded(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise ConfigError(f"environment variable {name}={raw!r} must be a whole number from 1 to {maximum}")
-    return int(raw)
-
-
-def _required(env: Mapping[str, str], name: str, what: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigError(f"environment variable {name} is not set: it must name the {what}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +31,18 @@ class IngestSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
         env = os.environ if env is None else env
         return cls(
-            landing_bucket=_required(env, "PIPELINE_LANDING_BUCKET", "landing S3 bucket"),
-            quarantine_bucket=_required(env, "PIPELINE_QUARANTINE_BUCKET", "quarantine S3 bucket"),
-            upload_max_bytes=_bounded(
+            landing_bucket=require(env, "PIPELINE_LANDING_BUCKET", BUCKET_NAME, "landing S3 bucket"),
+            quarantine_bucket=require(env, "PIPELINE_QUARANTINE_BUCKET", BUCKET_NAME, "quarantine S3 bucket"),
+            upload_max_bytes=positive_int(
                 env, "PIPELINE_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES, MAX_UPLOAD_BYTES
             ),
-            upload_expiry_seconds=_bounded(
+            upload_expiry_seconds=positive_int(
                 env,
                 "PIPELINE_UPLOAD_EXPIRY_SECONDS",
                 DEFAULT_UPLOAD_EXPIRY_SECONDS,
                 MAX_UPLOAD_EXPIRY_SECONDS,
             ),
-            events_max_bytes=_bounded(
+            events_max_bytes=positive_int(
                 env, "PIPELINE_EVENTS_MAX_BYTES", DEFAULT_EVENTS_MAX_BYTES, MAX_EVENTS_BYTES
             ),
         )
