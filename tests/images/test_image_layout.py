@@ -275,7 +275,13 @@ def function_environment(
 
 #: Values of the ``setting.<name>`` references, as Terraform passes them (``tostring(var.<name>)``): the
 #: defaults of terraform/variables.tf. A scenario may change one, as a deployment would.
-SETTINGS = {"part_bytes": str(16 << 20)}
+SETTINGS = {
+    "part_bytes": str(16 << 20),
+    "upload_max_bytes": str(100 << 20),
+    "upload_url_expiry_seconds": "300",
+    "events_max_bytes": str(1 << 20),
+    "reference_versions": "email_providers=v1",  # main.tf joins the map as table=version pairs
+}
 MIN_PART_BYTES = 64 << 10  # the smallest part_bytes Terraform accepts
 
 
@@ -364,6 +370,15 @@ class Harness:
         self.invoked.append(key)
         return report
 
+    def invoke_http(self, key: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke an API function's handler once with an HTTP API event; returns its response."""
+        report = run_handler(
+            self.image, FUNCTIONS[key].handler, key, self.env(key), self.workdir, event=event
+        )
+        self.invoked.append(key)
+        response: dict[str, Any] = report["result"]
+        return response
+
 
 def users_file(count: int) -> tuple[bytes, list[str]]:
     """A users JSON Lines file: ``count`` good records and one that validation sets aside; the good ids."""
@@ -423,11 +438,33 @@ def part_loader_loads_the_parts_the_database_loader_planned(h: Harness) -> None:
     assert table_ids(h, "part-loader") == good
 
 
+def ingest_api_lands_a_batch_of_records(h: Harness) -> None:
+    """API Gateway's event for an authorised caller: the batch lands as one object in the landing bucket."""
+    from pipeline_toolkit.http_event import http_event
+
+    body = json.dumps([{"user_id": "u-1", "email": "one@example.com"}])
+    event = http_event(
+        "POST",
+        "/events/users",
+        sub="11111111-aaaa-4aaa-8aaa-111111111111",
+        body=body,
+        headers={"content-type": "application/json", "idempotency-key": "image-test-0001"},
+        route="POST /events/{dataset}",
+        path_parameters={"dataset": "users"},
+    )
+    h.target.s3.create_bucket(Bucket=h.target.landing)
+    response = h.invoke_http("ingest-api", event)
+    assert response["statusCode"] == 202, response
+    landed = h.target.s3.list_objects_v2(Bucket=h.target.landing).get("Contents", [])
+    assert [obj["Key"].split("/")[0] for obj in landed] == ["events"], landed
+
+
 #: By function key: the examples of the current list. A function added to functions.json needs one here.
 SCENARIOS: dict[str, Callable[[Harness], None]] = {
     "datalake-loader": datalake_loader_files_a_landed_object,
     "database-loader": database_loader_loads_user_records,
     "part-loader": part_loader_loads_the_parts_the_database_loader_planned,
+    "ingest-api": ingest_api_lands_a_batch_of_records,
 }
 
 

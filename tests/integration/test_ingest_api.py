@@ -10,7 +10,6 @@ import base64
 import importlib
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import ModuleType
@@ -26,6 +25,7 @@ from pipeline.ingest.auth import owner_tag
 from pipeline.manifests import RecordError, describe, write_manifest
 from pipeline.objects import ObjectRef
 from pipeline_toolkit.context import LocalLambdaContext
+from pipeline_toolkit.http_event import http_event
 
 REGION = "us-east-1"
 LANDING, QUARANTINE = "it-ingest-landing", "it-ingest-quarantine"
@@ -103,66 +103,6 @@ class Api:
 
     def landed(self, prefix: str) -> list[dict[str, Any]]:
         return self.s3.list_object_versions(Bucket=LANDING, Prefix=prefix).get("Versions", [])
-
-
-def http_event(
-    method: str,
-    path: str,
-    *,
-    sub: str | None,
-    body: bytes | str | None,
-    headers: dict[str, str],
-    route: str | None,
-    path_parameters: dict[str, str] | None,
-) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) event; headers lower-cased, as API Gateway sends them."""
-    now = datetime.now(UTC)
-    encoded = isinstance(body, bytes)
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route or f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"host": "abc123.execute-api.us-east-1.amazonaws.com", **headers},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "192.0.2.1",
-                "userAgent": "pytest",
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": route or f"{method} {path}",
-            "stage": "$default",
-            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(now.timestamp() * 1000),
-        },
-        "isBase64Encoded": encoded,
-    }
-    if body is not None:
-        event["body"] = base64.b64encode(body).decode() if isinstance(body, bytes) else body
-    if path_parameters:
-        event["pathParameters"] = path_parameters
-    if sub is not None:
-        event["requestContext"]["authorizer"] = {
-            "jwt": {
-                "claims": {
-                    "sub": sub,
-                    "iss": f"https://cognito-idp.{REGION}.amazonaws.com/{REGION}_pool",
-                    "client_id": "client",
-                    "token_use": "access",
-                    "username": sub,
-                    "exp": str(int(now.timestamp()) + 3600),
-                },
-                "scopes": None,
-            }
-        }
-    return event
 
 
 # -- POST /uploads -------------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class RuntimeApi:
         self._lock = threading.Lock()
         self._current: _Pending | None = None
         self.first_next = threading.Event()
+        self.first_next_at = 0.0  # time.monotonic() of the first /invocation/next: the end of init
         self.init_error: dict[str, Any] | None = None
         api = self
 
@@ -107,7 +108,9 @@ class RuntimeApi:
                 if self.path != f"{API_PREFIX}/invocation/next":
                     self._reply(HTTPStatus.NOT_FOUND)
                     return
-                api.first_next.set()
+                if not api.first_next.is_set():
+                    api.first_next_at = time.monotonic()
+                    api.first_next.set()
                 pending = api._work.get()
                 if pending is None:  # shutting down: the container is being removed anyway
                     self._reply(HTTPStatus.SERVICE_UNAVAILABLE)
@@ -334,9 +337,11 @@ class ContainerInvoker:
     # -- invocations ---------------------------------------------------------------------------------------
 
     def invoke(self, event: dict[str, Any], context: LocalLambdaContext) -> Invocation:
-        if self.container is None:
+        # Cold: this invocation starts the environment. The runtime client may ask for its first event before
+        # or after the event is handed over; its init ends at that first /next either way.
+        cold = self.container is None
+        if cold:
             self._start()
-        cold = not self.api.first_next.is_set()
         remaining_ms = context.get_remaining_time_in_millis()
         deadline = time.monotonic() + remaining_ms / 1000
         pending = _Pending(
@@ -350,7 +355,7 @@ class ContainerInvoker:
         while not pending.done.wait(HEALTH_CHECK_SECONDS):
             if cold and self.api.first_next.is_set():
                 cold = False
-                self.init_durations.append(time.monotonic() - self.started_at)
+                self.init_durations.append(self.api.first_next_at - self.started_at)
                 log.info(
                     "%s: REPORT Init Duration: %.2f ms (container)",
                     self.function_name,
@@ -374,8 +379,8 @@ class ContainerInvoker:
                 )
                 self._end()  # a fresh environment for the next invocation, as Lambda does
                 return failure
-        if cold:
-            self.init_durations.append(time.monotonic() - self.started_at)
+        if cold:  # answered within the first health-check interval
+            self.init_durations.append(self.api.first_next_at - self.started_at)
         assert pending.outcome is not None
         return pending.outcome
 
