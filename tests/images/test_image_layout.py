@@ -283,6 +283,7 @@ SETTINGS = {
     "reference_versions": "email_providers=v1",  # main.tf joins the map as table=version pairs
 }
 MIN_PART_BYTES = 64 << 10  # the smallest part_bytes Terraform accepts
+REFERENCE = Path(__file__).resolve().parents[2] / "reference"  # what Terraform uploads to the lake
 
 
 class Target:
@@ -311,6 +312,10 @@ class Target:
             elif kind == "bucket":
                 self.names[reference] = f"{name}-{self.suffix}"
                 self.s3.create_bucket(Bucket=self.names[reference])
+                if name == "datalake":  # Terraform uploads the enrichers' reference data with the lake
+                    for path in sorted(REFERENCE.rglob("*.csv")):
+                        key = f"reference/{path.relative_to(REFERENCE)}"
+                        self.s3.put_object(Bucket=self.names[reference], Key=key, Body=path.read_bytes())
             elif kind == "queue":  # the work queue of the function `name`, as the fan-out module makes it
                 self.names[reference] = self.sqs.create_queue(QueueName=f"{name}-{self.suffix}")["QueueUrl"]
             elif reference == "table.users":
@@ -412,7 +417,8 @@ def datalake_loader_files_a_landed_object(h: Harness) -> None:
     body = b'{"event": "signup", "user_id": "u-1"}\n{"event": "login", "user_id": "u-1"}\n'
     h.invoke("datalake-loader", h.land("drops/events-2026-01-01.jsonl", body))
     lake = h.env("datalake-loader")["PIPELINE_DATALAKE_BUCKET"]
-    lake_keys = [obj["Key"] for obj in h.target.s3.list_objects_v2(Bucket=lake).get("Contents", [])]
+    objects = h.target.s3.list_objects_v2(Bucket=lake).get("Contents", [])
+    lake_keys = [obj["Key"] for obj in objects if not obj["Key"].startswith("reference/")]
     assert len(lake_keys) == 1, lake_keys
     assert lake_keys[0].startswith("dataset=events/ingest_date=")
     assert lake_keys[0].endswith("/events-2026-01-01.jsonl")

@@ -124,7 +124,10 @@ def reference_value(reference: str, document: dict[str, Any]) -> str:
     setting is the root variable's planned value; a resource's name or URL, one of the right form."""
     kind, _, name = reference.partition(".")
     if kind == "setting":
-        return str(document["variables"][name]["value"])  # tostring(var.<name>) in main.tf
+        value = document["variables"][name]["value"]
+        if isinstance(value, dict):  # a map: main.tf joins it as table=version pairs, in key order
+            return ",".join(f"{key}={value[key]}" for key in sorted(value))
+        return str(value)  # tostring(var.<name>) in main.tf
     if kind == "queue":
         return f"https://sqs.us-east-1.amazonaws.com/123456789012/pipeline-dev-{name}"
     return reference.replace(".", "-")  # bucket and table names
@@ -142,14 +145,7 @@ def test_each_command_is_importable_and_callable_in_the_one_install(
     spec = FUNCTIONS[key]
     (image_config,) = planned_functions(planned_x86_64)[key]["image_config"]
     (handler,) = image_config["command"]
-    # The planned environment where the plan knows it (settings, as main.tf renders them), else a value of
-    # the right form for what only the apply knows (queue URLs).
-    planned = planned_functions(planned_x86_64)[key].get("environment") or [{}]
-    known = planned[0].get("variables") or {}
-    env = {
-        name: str(known[name]) if known.get(name) is not None else reference_value(ref, planned_x86_64)
-        for name, ref in spec.environment.items()
-    }
+    env = {name: reference_value(ref, planned_x86_64) for name, ref in spec.environment.items()}
     env |= {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_LAMBDA_FUNCTION_NAME": key}
     report = run_handler(handler_host, handler, key, env, tmp_path)
     assert report["result"] == {"callable": True}, report["log"]
