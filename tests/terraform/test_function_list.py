@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.terraform.markers import needs_terraform
 
 from pipeline_toolkit.project import FUNCTIONS_FILE, ProjectError, load_functions, parse_functions, stack_dir
-from pipeline_toolkit.terraform import EMBEDDED_VARIABLES, Terraform, find_binary, local_function_settings
+from pipeline_toolkit.terraform import EMBEDDED_VARIABLES, Terraform, local_function_settings
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = load_functions(REPO)
 MAIN_TF = (REPO / "terraform" / "main.tf").read_text(encoding="utf-8")
-
-needs_terraform = pytest.mark.skipif(find_binary() is None, reason="the terraform binary is not on PATH")
 
 
 def _block(name: str) -> str:

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from tests.integration.test_ingest_api import http_event
 from tests.terraform.iam_access import CallRecorder, Context, PolicySet, RecordedCall, check_calls
 from tests.terraform.test_iam_least_privilege import (
     FUNCTION_KEYS,
@@ -31,6 +30,7 @@ from tests.terraform.test_iam_least_privilege import (
 from pipeline.manifests import describe, write_manifest
 from pipeline.objects import ObjectRef
 from pipeline_toolkit.context import LocalLambdaContext
+from pipeline_toolkit.http_event import http_event
 from pipeline_toolkit.project import load_functions
 
 pytestmark = pytest.mark.terraform

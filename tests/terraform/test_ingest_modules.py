@@ -12,9 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.terraform.markers import needs_terraform
 
 from pipeline_toolkit.project import load_functions, stack_dir
-from pipeline_toolkit.terraform import find_binary, plugin_mirror
+from pipeline_toolkit.terraform import plugin_mirror
 
 pytestmark = pytest.mark.terraform
 
@@ -22,8 +23,6 @@ STACK_DIR = stack_dir(Path(__file__).resolve().parents[2])
 IDENTITY = (STACK_DIR / "modules" / "identity" / "main.tf").read_text(encoding="utf-8")
 API = (STACK_DIR / "modules" / "api" / "main.tf").read_text(encoding="utf-8")
 MAIN = (STACK_DIR / "main.tf").read_text(encoding="utf-8")
-
-needs_terraform = pytest.mark.skipif(find_binary() is None, reason="the terraform binary is not on PATH")
 
 
 def test_the_app_client_is_public_with_srp_and_password_sign_in() -> None:

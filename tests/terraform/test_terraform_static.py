@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.terraform.markers import needs_terraform
 
 from pipeline_toolkit import lookup, query
 from pipeline_toolkit.project import stack_dir
-from pipeline_toolkit.terraform import EMBEDDED_VARIABLES, Terraform, find_binary
+from pipeline_toolkit.terraform import EMBEDDED_VARIABLES, Terraform
 
 pytestmark = pytest.mark.terraform
 
@@ -21,8 +22,6 @@ STACK_DIR = stack_dir(Path(__file__).resolve().parents[2])
 REPO_ROOT = STACK_DIR.parent
 MODULE_DIRS = sorted(p for p in (STACK_DIR / "modules").iterdir() if p.is_dir())
 STANDARD_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md")
-
-needs_terraform = pytest.mark.skipif(find_binary() is None, reason="the terraform binary is not on PATH")
 
 
 def _blocks(path: Path, kind: str) -> dict[str, str]:
