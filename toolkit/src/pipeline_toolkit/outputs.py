@@ -43,6 +43,10 @@ class StackOutputs:
     topic_arn: str = ""
     functions: dict[str, str] = field(default_factory=dict)
     queues: dict[str, QueueOutputs] = field(default_factory=dict)
+    # The ingest API's identity and address (empty when the stack has none).
+    user_pool_id: str = ""
+    user_pool_client_id: str = ""
+    api_endpoint: str = ""
 
     @classmethod
     def from_terraform(cls, outputs: Mapping[str, Any]) -> StackOutputs:
@@ -63,6 +67,9 @@ class StackOutputs:
                 key: QueueOutputs(**{name: queue[name] for name in ("url", "arn", "dlq_url", "dlq_arn")})
                 for key, queue in (values.get("queues") or {}).items()
             },
+            user_pool_id=values.get("user_pool_id") or "",
+            user_pool_client_id=values.get("user_pool_client_id") or "",
+            api_endpoint=values.get("api_endpoint") or "",
         )
 
     def to_dict(self) -> dict[str, Any]:
