@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import boto3
 
@@ -23,6 +23,9 @@ from pipeline_toolkit.gateway.functions import FunctionPool
 from pipeline_toolkit.gateway.http_api import read_http_api
 from pipeline_toolkit.gateway.server import Gateway, GatewayServer, open_access_log
 from pipeline_toolkit.outputs import StackOutputs
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp.type_defs import AttributeTypeTypeDef
 
 DEMO_USERNAME = "demo@example.com"
 
@@ -107,7 +110,10 @@ def create_demo_user(
     )
     # Upper, lower, digit and symbol: whatever password policy the pool module sets.
     password = f"Demo-{secrets.token_urlsafe(12)}-9a"
-    attributes = [{"Name": "email", "Value": username}, {"Name": "email_verified", "Value": "true"}]
+    attributes: list[AttributeTypeTypeDef] = [
+        {"Name": "email", "Value": username},
+        {"Name": "email_verified", "Value": "true"},
+    ]
     with contextlib.suppress(cognito.exceptions.UsernameExistsException):  # the same user, a new password
         cognito.admin_create_user(
             UserPoolId=outputs.user_pool_id,
