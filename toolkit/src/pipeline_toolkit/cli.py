@@ -105,6 +105,7 @@ def print_environment(session: Session, console: Console, state_dir: Path) -> No
 
 def cmd_local_up(args: argparse.Namespace, console: Console) -> int:
     from pipeline_toolkit.embedded import embedded_stack  # noqa: PLC0415 - starts moto: only this command
+    from pipeline_toolkit.gateway.local import create_demo_user, start_local_api  # noqa: PLC0415
 
     _stop_on_sigterm()
     runtime_options = {
@@ -121,12 +122,24 @@ def cmd_local_up(args: argparse.Namespace, console: Console) -> int:
     ) as stack:
         session = stack.session()
         session.save(args.state_dir)
+        api = None
         try:
             print_environment(session, console, args.state_dir)
+            if stack.outputs.user_pool_id and not args.no_api:
+                api = start_local_api(stack.environment, stack.outputs, log_dir=args.state_dir / "logs")
+                username, password = create_demo_user(stack.environment, stack.outputs)
+                console.print(
+                    f"Ingest API (local gateway, JWT-checked): [bold]{api.url}[/bold]\n"
+                    f"Demo user: {username} / {password} (user pool {stack.outputs.user_pool_id}, "
+                    f"client {stack.outputs.user_pool_client_id})",
+                    highlight=False,
+                )
             threading.Event().wait()  # until Ctrl-C or SIGTERM
         except KeyboardInterrupt:
             console.print("\nstopping...")
         finally:
+            if api is not None:
+                api.stop()
             Session.remove(args.state_dir)
     return 0
 
@@ -434,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--invoker-url", action="append", default=[], metavar="FUNCTION=URL", help=invoker_help)
     up.add_argument("--retry-after", type=int, default=None, metavar="SECONDS", help=retry_help)
     up.add_argument("--no-runtime", action="store_true", help="deploy only; run no function")
+    up.add_argument(
+        "--no-api", action="store_true", help="do not serve the ingest API (the local gateway) on 127.0.0.1"
+    )
     up.set_defaults(run=cmd_local_up)
 
     runtime = local_commands.add_parser("runtime", help="poll the queues of the target in the environment")
