@@ -59,6 +59,7 @@ def start_local_api(
     log_dir: Path,
     concurrency: int = 2,
     port: int = 0,
+    throttle: bool = True,
 ) -> LocalApi:
     """Serve the stack's HTTP API on 127.0.0.1 (``port`` 0: a free one) until :meth:`LocalApi.stop`."""
     endpoint = environment.get("AWS_ENDPOINT_URL")
@@ -89,7 +90,9 @@ def start_local_api(
     functions.start()
     access_log = open_access_log(log_dir / "gateway-access.log")
     try:
-        server = GatewayServer(Gateway(api, authorizers, functions.invoke, access_log=access_log), port)
+        server = GatewayServer(
+            Gateway(api, authorizers, functions.invoke, access_log=access_log, throttle=throttle), port
+        )
     except OSError:
         functions.stop()
         access_log.close()
