@@ -84,9 +84,7 @@ def main() -> int:
                 "401 (no token)": None,
             }
             cold, _ = timed(batch())
-            print(
-                f"first request (the handler was imported when its process started, as in Lambda's init): {cold:.1f} ms"
-            )
+            print(f"first request (handler imported at process start, as Lambda's init): {cold:.1f} ms")
             for name, make in routes.items():
                 samples: list[float] = []
                 for _ in range(args.requests):
