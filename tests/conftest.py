@@ -45,6 +45,7 @@ from pipeline_toolkit import compose
 from pipeline_toolkit import emulator as emulator_module
 from pipeline_toolkit.containers import engine_available
 from pipeline_toolkit.emulator import Emulator
+from pipeline_toolkit.gateway.local import free_port, page_origin
 from pipeline_toolkit.project import PROJECT_DIR_ENV, stack_dir
 from pipeline_toolkit.terraform import EMBEDDED_VARIABLES, Terraform, find_binary
 
@@ -54,6 +55,9 @@ os.environ.setdefault(PROJECT_DIR_ENV, str(REPO))
 
 #: The ``environment`` variable of the session's stack: its resources are named ``pipeline-test-...``.
 SESSION_ENVIRONMENT = "test"
+#: Where tests/e2e/test_upload_page.py serves the upload page: chosen before the session's apply, because the
+#: API's CORS settings name the page's origin (as ``pipeline local up`` does).
+PAGE_PORT = free_port()
 
 # How long the session's apply took, for the terminal summary (reported, never asserted).
 _timings: dict[str, float] = {}
@@ -133,7 +137,11 @@ def deployed_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory)
     )
     # "pipeline-test-...": names of their own, so a test reading them can never confuse them with the default
     # names another test deploys (to an emulator of its own).
-    variables = {**EMBEDDED_VARIABLES, "environment": SESSION_ENVIRONMENT}
+    variables = {
+        **EMBEDDED_VARIABLES,
+        "environment": SESSION_ENVIRONMENT,
+        "api_cors_allow_origins": [page_origin(PAGE_PORT)],
+    }
     terraform.init()
     started = time.monotonic()
     terraform.apply(variables)

@@ -257,8 +257,15 @@ class Recorder:
         self.events.append(event)
         if (event.get("queryStringParameters") or {}).get("raise"):
             return Invocation(ok=False, error_type="RuntimeError", error_message="boom")
+        # ?cors=1: a function that sets CORS headers of its own (ignored when the API has CORS).
+        own = (
+            {"access-control-allow-origin": "*"}
+            if (event.get("queryStringParameters") or {}).get("cors")
+            else {}
+        )
         return Invocation(
-            ok=True, payload={"statusCode": 200, "body": json.dumps({"seen": event["routeKey"]})}
+            ok=True,
+            payload={"statusCode": 200, "headers": own, "body": json.dumps({"seen": event["routeKey"]})},
         )
 
 
@@ -343,6 +350,7 @@ def test_unknown_routes_are_404_and_open_routes_need_no_token(served: tuple[str,
     url, recorder = served
     assert call(f"{url}/nothing-here")[::2] == (404, {"message": "Not Found"})
     assert call(f"{url}/files", "DELETE")[0] == 404
+    assert call(f"{url}/files", "TRACE")[::2] == (404, {"message": "Not Found"})
     status, _, body = call(f"{url}/health")
     assert (status, body) == (200, {"seen": "GET /health"})
     assert "authorizer" not in recorder.events[-1]["requestContext"]
@@ -365,6 +373,25 @@ def test_cors_preflights_are_answered_by_the_gateway_for_the_page_only(served: t
     assert status == 200
     assert "access-control-allow-origin" not in headers
     assert [event["routeKey"] for event in recorder.events] == ["GET /health"]
+
+
+def header_values(url: str, method: str, name: str, **headers: str) -> list[str]:
+    """Every value of one answer header, repeats included (a browser refuses two Allow-Origin values)."""
+    request = urllib.request.Request(url, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return list(response.headers.get_all(name) or [])
+
+
+def test_cors_headers_are_the_apis_own_and_given_once(served: tuple[str, Recorder]) -> None:
+    url, _ = served
+    asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    preflight = header_values(
+        f"{url}/uploads", "OPTIONS", "access-control-allow-origin", Origin=PAGE_ORIGIN, **asked
+    )
+    assert preflight == [PAGE_ORIGIN]
+    answered = header_values(f"{url}/health?cors=1", "GET", "access-control-allow-origin", Origin=PAGE_ORIGIN)
+    assert answered == [PAGE_ORIGIN]
+    assert header_values(f"{url}/health?cors=1", "GET", "access-control-allow-origin") == []
 
 
 def test_a_failed_invocation_is_api_gateways_500(served: tuple[str, Recorder]) -> None:

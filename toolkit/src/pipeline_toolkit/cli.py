@@ -104,8 +104,15 @@ def print_environment(session: Session, console: Console, state_dir: Path) -> No
 
 
 def cmd_local_up(args: argparse.Namespace, console: Console) -> int:
-    from pipeline_toolkit.embedded import embedded_stack  # noqa: PLC0415 - starts moto: only this command
-    from pipeline_toolkit.gateway.local import create_demo_user, start_local_api  # noqa: PLC0415
+    # Imported here: they start moto and servers, only this command needs them.
+    from pipeline_toolkit.embedded import embedded_stack, local_variables  # noqa: PLC0415
+    from pipeline_toolkit.gateway.local import (  # noqa: PLC0415
+        create_demo_user,
+        free_port,
+        page_origin,
+        start_local_api,
+        start_local_page,
+    )
 
     _stop_on_sigterm()
     runtime_options = {
@@ -117,19 +124,28 @@ def cmd_local_up(args: argparse.Namespace, console: Console) -> int:
     def say(message: str) -> None:
         console.print(f"[dim]{message}[/dim]")
 
+    # The page's port is chosen before the apply: the API's CORS settings name the page's origin, as on AWS.
+    page_port = free_port()
+    variables = local_variables({"api_cors_allow_origins": [page_origin(page_port)]})
     with embedded_stack(
-        args.state_dir, with_runtime=not args.no_runtime, runtime_options=runtime_options, say=say
+        args.state_dir,
+        variables=variables,
+        with_runtime=not args.no_runtime,
+        runtime_options=runtime_options,
+        say=say,
     ) as stack:
         session = stack.session()
         session.save(args.state_dir)
-        api = None
+        api = page = None
         try:
             print_environment(session, console, args.state_dir)
             if stack.outputs.user_pool_id and not args.no_api:
                 api = start_local_api(stack.environment, stack.outputs, log_dir=args.state_dir / "logs")
+                page = start_local_page(stack.environment, stack.outputs, api, port=page_port)
                 username, password = create_demo_user(stack.environment, stack.outputs)
                 console.print(
                     f"Ingest API (local gateway, JWT-checked): [bold]{api.url}[/bold]\n"
+                    f"Upload page: [bold]{page.url}[/bold]\n"
                     f"Demo user: {username} / {password} (user pool {stack.outputs.user_pool_id}, "
                     f"client {stack.outputs.user_pool_client_id})",
                     highlight=False,
@@ -138,6 +154,8 @@ def cmd_local_up(args: argparse.Namespace, console: Console) -> int:
         except KeyboardInterrupt:
             console.print("\nstopping...")
         finally:
+            if page is not None:
+                page.stop()
             if api is not None:
                 api.stop()
             Session.remove(args.state_dir)
@@ -448,7 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--retry-after", type=int, default=None, metavar="SECONDS", help=retry_help)
     up.add_argument("--no-runtime", action="store_true", help="deploy only; run no function")
     up.add_argument(
-        "--no-api", action="store_true", help="do not serve the ingest API (the local gateway) on 127.0.0.1"
+        "--no-api",
+        action="store_true",
+        help="do not serve the ingest API (the local gateway) or the upload page on 127.0.0.1",
     )
     up.set_defaults(run=cmd_local_up)
 

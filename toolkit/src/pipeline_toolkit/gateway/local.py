@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,10 @@ from pipeline_toolkit.deployment import read_function
 from pipeline_toolkit.gateway.authorizer import JwtAuthorizer, jwks_url
 from pipeline_toolkit.gateway.functions import FunctionPool
 from pipeline_toolkit.gateway.http_api import read_http_api
+from pipeline_toolkit.gateway.page import PageConfig, PageServer
 from pipeline_toolkit.gateway.server import Gateway, GatewayServer, open_access_log
 from pipeline_toolkit.outputs import StackOutputs
+from pipeline_toolkit.project import project_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp.type_defs import AttributeTypeTypeDef
@@ -41,6 +44,8 @@ class LocalApi:
     server: GatewayServer
     functions: FunctionPool
     access_log: IO[str]
+    #: The ingest function's deployed environment (its settings: the upload size limit, ...).
+    function_environment: Mapping[str, str]
 
     @property
     def url(self) -> str:
@@ -97,7 +102,48 @@ def start_local_api(
         functions.stop()
         access_log.close()
         raise
-    return LocalApi(server.start(), functions, access_log)
+    return LocalApi(server.start(), functions, access_log, function.environment)
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now: the page's, chosen before the stack is applied so that the API's CORS
+    settings can name its origin (the page is served on it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def page_origin(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def start_local_page(
+    environment: Mapping[str, str],
+    outputs: StackOutputs,
+    api: LocalApi,
+    *,
+    port: int = 0,
+    directory: Path | None = None,
+) -> PageServer:
+    """Serve the upload page (``web/`` of the checkout) on 127.0.0.1, configured for this stack and ``api``.
+
+    The page signs in against the emulator's Cognito and posts its files to the emulator's S3, both at
+    ``AWS_ENDPOINT_URL``, as it would against the user pool's and the bucket's endpoints on AWS.
+    """
+    endpoint = environment.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        raise NoApiError("the local page talks to an emulator: AWS_ENDPOINT_URL is not set")
+    limit = api.function_environment.get("PIPELINE_UPLOAD_MAX_BYTES")
+    config = PageConfig(
+        region=outputs.region,
+        user_pool_id=outputs.user_pool_id,
+        user_pool_client_id=outputs.user_pool_client_id,
+        cognito_endpoint=endpoint.rstrip("/") + "/",
+        api_endpoint=api.url,
+        upload_endpoint=endpoint,
+        max_upload_bytes=int(limit) if limit and limit.isdigit() else None,
+    )
+    return PageServer(directory or project_dir() / "web", config, port).start()
 
 
 def create_demo_user(

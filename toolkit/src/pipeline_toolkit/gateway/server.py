@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -97,9 +97,7 @@ class Gateway:
         request_id = str(uuid.uuid4())
         record: dict[str, Any] = {"requestId": request_id, "httpMethod": request.method}
         response = self._answer(request, request_id, record)
-        origin = request.header("origin")
-        cors = self.api.cors.response_headers(origin) if self.api.cors else {}
-        headers = [*response.headers, *cors.items(), ("apigw-requestid", request_id)]
+        headers = [*self._with_cors(request, response.headers), ("apigw-requestid", request_id)]
         response = Response(response.status, headers, response.body)
         record.update(
             status=response.status,
@@ -155,12 +153,26 @@ class Gateway:
             record["integrationError"] = f"malformed function response: {error}"
             return json_response(500, {"message": "Internal Server Error"})
 
+    def _with_cors(self, request: Request, headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The answer's headers with the API's CORS headers: a preflight's answer (:meth:`_preflight`) holds
+        them already; any other drops the function's own (API Gateway ignores them) for the API's."""
+        if self.api.cors is None or _is_preflight(request):
+            return list(headers)
+        cors = self.api.cors.response_headers(request.header("origin"))
+        replaced = {name.lower() for name in cors}
+        kept = [
+            (name, value)
+            for name, value in headers
+            if name.lower() not in replaced and not name.lower().startswith("access-control-")
+        ]
+        return kept + list(cors.items())
+
     def _preflight(self, request: Request) -> Response | None:
         """API Gateway answers a CORS preflight itself when the API has a CORS configuration."""
         cors = self.api.cors
         origin = request.header("origin")
         method = request.header("access-control-request-method")
-        if cors is None or request.method != "OPTIONS" or origin is None or method is None:
+        if cors is None or origin is None or method is None or not _is_preflight(request):
             return None
         asked = [name.strip() for name in (request.header("access-control-request-headers") or "").split(",")]
         headers = cors.preflight_headers(origin, method, asked) or {}
@@ -173,6 +185,14 @@ class Gateway:
         with self._log_lock:
             self.access_log.write(json.dumps(record) + "\n")
             self.access_log.flush()
+
+
+def _is_preflight(request: Request) -> bool:
+    return (
+        request.method == "OPTIONS"
+        and request.header("origin") is not None
+        and request.header("access-control-request-method") is not None
+    )
 
 
 def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
@@ -208,7 +228,9 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(response.body)
 
+        # Every method reaches the routing: one without a route is API Gateway's 404, not http.server's 501.
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve  # noqa: N815
+        do_TRACE = do_CONNECT = _serve  # noqa: N815
 
         def log_message(self, format: str, *args: object) -> None:
             log.debug(format, *args)
