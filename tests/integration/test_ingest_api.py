@@ -170,6 +170,30 @@ def test_a_request_that_is_not_json_is_415(api: Api) -> None:
     assert status == 415
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "",
+        "*/*",
+    ],
+)
+def test_a_body_of_another_type_is_415_not_a_500(api: Api, content_type: str) -> None:
+    # Found by the schemathesis fuzz (tests/e2e/test_ingest_fuzz.py): multipart without a boundary was a 500.
+    document = json.dumps({"file_name": "users.csv", "content_type": "text/csv", "size": 1})
+    status, _, body = api.call("POST", "/uploads", body=document, headers={"content-type": content_type})
+    assert status == 415, body
+
+
+@pytest.mark.parametrize("body", [b"9;\xffZH\xfe?2I", b'\xef\xbb\xbf{"file_name": 1}', b"{", b"[]"])
+def test_a_body_that_is_not_a_json_object_is_422(api: Api, body: bytes) -> None:
+    # Found by the fuzz test too: a body that is not UTF-8 (API Gateway passes it base64-encoded) was a 500.
+    status, _, answer = api.call("POST", "/uploads", body=body, headers={"content-type": "application/json"})
+    assert status == 422, answer
+
+
 def test_a_bad_upload_request_is_422_with_per_field_errors(api: Api) -> None:
     status, _, body = api.post_json("/uploads", {"file_name": "../etc/users.csv", "size": 0, "owner": BOB})
     assert status == 422

@@ -350,7 +350,8 @@ def test_unknown_routes_are_404_and_open_routes_need_no_token(served: tuple[str,
     url, recorder = served
     assert call(f"{url}/nothing-here")[::2] == (404, {"message": "Not Found"})
     assert call(f"{url}/files", "DELETE")[0] == 404
-    assert call(f"{url}/files", "TRACE")[::2] == (404, {"message": "Not Found"})
+    for method in ("TRACE", "QUERY", "BREW"):
+        assert call(f"{url}/files", method)[::2] == (404, {"message": "Not Found"})
     status, _, body = call(f"{url}/health")
     assert (status, body) == (200, {"seen": "GET /health"})
     assert "authorizer" not in recorder.events[-1]["requestContext"]

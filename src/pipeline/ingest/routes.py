@@ -267,19 +267,62 @@ EVENTS_REQUEST_BODY = {
 }
 
 
+# Routes whose body Powertools parses into a model: JSON only. Powertools would also parse a form or a
+# multipart body (a multipart type without a boundary raised a ValueError: a 500 the fuzz test found).
+JSON_BODY_ROUTES = frozenset({"POST /uploads"})
+
+
+def _refusal(status: int, message: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": ErrorBody(statusCode=status, message=message).model_dump_json(),
+        "isBase64Encoded": False,
+    }
+
+
+def _media_type(event: dict[str, Any]) -> str:
+    headers = event.get("headers") or {}
+    value = next((value for key, value in headers.items() if key.lower() == "content-type"), "")
+    return str(value).split(";", 1)[0].strip().lower()
+
+
 def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Answer one API Gateway event: 401 first when it carries no verified caller, before any validation
-    (Powertools validates the request before a route runs, and a stranger learns nothing from a 422)."""
+    (Powertools validates the request before a route runs, and a stranger learns nothing from a 422), then
+    415 for a JSON route's body of another type."""
     try:
         caller_from(event)
     except UnauthorizedError as exc:
-        return {
-            "statusCode": 401,
-            "headers": {"Content-Type": content_types.APPLICATION_JSON},
-            "body": ErrorBody(statusCode=401, message=exc.msg).model_dump_json(),
-            "isBase64Encoded": False,
-        }
+        return _refusal(401, str(exc.msg))
+    if event.get("routeKey") in JSON_BODY_ROUTES:
+        if _media_type(event) != content_types.APPLICATION_JSON:
+            return _refusal(415, "send the request as application/json")
+        if not _utf8_body(event):
+            return _not_utf8()
     return app.resolve(event, context)
+
+
+def _utf8_body(event: dict[str, Any]) -> bool:
+    """A body API Gateway passed base64-encoded (it was not UTF-8 text) is not JSON: Powertools would fail
+    decoding it with a UnicodeDecodeError, a 500."""
+    if not event.get("isBase64Encoded") or not event.get("body"):
+        return True
+    try:
+        base64.b64decode(str(event["body"])).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _not_utf8() -> dict[str, Any]:
+    detail = [FieldError(loc=["body"], type="json_invalid", msg="the body is not UTF-8 encoded JSON")]
+    return {
+        "statusCode": 422,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": ValidationErrorBody(statusCode=422, detail=detail).model_dump_json(),
+        "isBase64Encoded": False,
+    }
 
 
 def openapi_json() -> str:
