@@ -85,7 +85,7 @@ def test_a_users_file_is_curated_with_its_lineage(stack: Any) -> None:
     assert key.endswith(".parquet")
     table = stack.curated("users")
     assert table.num_rows == 40
-    assert table.column_names[:11] == [
+    assert table.column_names[:12] == [
         "user_id",
         "first_name",
         "last_name",
@@ -97,6 +97,7 @@ def test_a_users_file_is_curated_with_its_lineage(stack: Any) -> None:
         "source_order",
         "source_line",
         "event_time",
+        "uploaded_by",
     ]
     row = latest(table, "user_id")["u00003"]
     item = stack.table()["u00003"]
@@ -105,7 +106,9 @@ def test_a_users_file_is_curated_with_its_lineage(stack: Any) -> None:
     assert (row["source_key"], row["source_version"], row["source_line"]) == ("in/users.csv", version, 5)
     assert row["source_order"] == item["source_order"]["S"]  # the table's "later event wins" order
     # The enrichment's attributes, as the table has them.
-    assert table.column_names[11:15] == ["email_domain", "age_band", "email_provider", "enricher_version"]
+    assert row["uploaded_by"] is None  # dropped without uploaded-by metadata
+    assert "uploaded_by" not in item
+    assert table.column_names[12:16] == ["email_domain", "age_band", "email_provider", "enricher_version"]
     assert row["email_domain"] == item["email_domain"]["S"] == "example.com"
     assert row["enricher_version"] == item["enricher_version"]["S"]
     # The partition is the S3 event's date, as for the raw copy.
