@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
-import pytest
-from moto import mock_aws
-from tests.integration.conftest import FUNCTIONS, REGION, Stack, _create
+from tests.integration.conftest import PART_BYTES, Stack
 
 HEADER = "user_id,first_name,last_name,email,gender,age\n"
-PART_BYTES = 4096
 
 
 def users_csv(ids: range, first_name: str = "Ada") -> bytes:
@@ -48,32 +43,6 @@ def latest(table: pa.Table, key: str) -> dict[str, dict[str, Any]]:
         ):
             rows[row[key]] = row
     return rows
-
-
-@pytest.fixture
-def parts_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """The in-process stack with a part loader: files above PART_BYTES are loaded in parts."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for name, value in {
-        "PIPELINE_DATALAKE_BUCKET": "it-datalake",
-        "PIPELINE_QUARANTINE_BUCKET": "it-quarantine",
-        "PIPELINE_USERS_TABLE": "it-users",
-        "PIPELINE_PART_BYTES": str(PART_BYTES),
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        stack = _create("raw")
-        url = stack.sqs.create_queue(QueueName="it-parts")["QueueUrl"]
-        arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        stack.queues["parts"] = (url, arn)
-        monkeypatch.setenv("PIPELINE_PARTS_QUEUE_URL", url)
-        for function, module in {**FUNCTIONS, "parts": "pipeline.handlers.parts"}.items():
-            stack.handlers[function] = importlib.reload(importlib.import_module(module))
-        stack.run_all()
-        yield stack
 
 
 def test_a_users_file_is_curated_with_its_lineage(stack: Any) -> None:
