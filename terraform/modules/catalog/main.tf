@@ -181,6 +181,11 @@ resource "aws_glue_catalog_table" "rejects" {
       type = "string"
     }
     columns {
+      name    = "uploaded_by"
+      type    = "string"
+      comment = "who landed the file; absent (null) when not known"
+    }
+    columns {
       name    = "line"
       type    = "bigint"
       comment = "line of the record in its file"
