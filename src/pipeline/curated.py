@@ -14,7 +14,8 @@ on the wall clock or on batch boundaries), never a second one. Zero valid record
 Columns: the dataset's declared ``columns`` (:mod:`pipeline.datasets`, the one place they are declared, in
 order), then the lineage every dataset gets: ``source_key``, ``source_version``, ``source_order`` (the
 same order the table items carry), ``source_line`` (int64, the record's line in the original file) and
-``event_time`` (timestamp(ms, UTC), the S3 event time), then what the dataset's enrichment adds, as text
+``event_time`` (timestamp(ms, UTC), the S3 event time) and ``uploaded_by`` (who landed the file, null when
+not known: :func:`pipeline.sources.parse_uploaded_by`), then what the dataset's enrichment adds, as text
 (users: ``email_domain``, ``age_band``, ``email_provider``, ``enricher_version``). Rows are the validated,
 enriched items, in line order.
 
@@ -95,6 +96,7 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
     ("source_order", "string"),
     ("source_line", "int64"),
     ("event_time", "timestamp_ms_utc"),
+    ("uploaded_by", "string"),
 )
 """Appended to every dataset's columns, in this order."""
 
@@ -159,6 +161,7 @@ class CuratedWriter:
             pa.scalar(ref.order_token, pa.string()),
         ]
         self._event_time = pa.scalar(ref.event_time, ARROW_TYPES["timestamp_ms_utc"])
+        self._uploaded_by = pa.scalar(ref.uploaded_by, pa.string())  # a null scalar when not known
         self._pending: list[Any] = []  # Arrow tables not yet in a row group
         self._pending_rows = 0
         # Closed by upload() or discard(), one of which the loader always calls.
@@ -185,6 +188,7 @@ class CuratedWriter:
             *(pa.repeat(constant, n) for constant in self._constants),
             line,
             pa.repeat(self._event_time, n),
+            pa.repeat(self._uploaded_by, n),
             *enriched,
         ]
         self._pending.append(pa.Table.from_arrays(arrays, schema=self.schema))

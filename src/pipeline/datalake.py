@@ -97,6 +97,8 @@ def metadata_size(metadata: dict[str, str]) -> int:
 def lineage_metadata(ref: ObjectRef) -> dict[str, str]:
     """The lineage as S3 user metadata: dashed names, ASCII values, at most 2 KB whatever the key.
 
+    ``uploaded-by`` is kept when the landed version had a valid one: the copy replaces the metadata.
+
     ``source-key`` is left out when it does not fit (a long key, or a unicode key three times as long once
     percent-encoded); ``source-key-sha256`` always identifies it, and the manifest has it in full."""
     metadata = {
@@ -107,6 +109,9 @@ def lineage_metadata(ref: ObjectRef) -> dict[str, str]:
         "source-order": lake_order(ref),
         "source-key-sha256": digest(ref.key, 64),
     }
+    if ref.uploaded_by is not None:
+        # Validated ASCII of at most 128 characters (pipeline.sources): always fits beside the rest.
+        metadata["uploaded-by"] = ref.uploaded_by
     key = {"source-key": _ascii(ref.key)}
     if metadata_size({**metadata, **key}) <= USER_METADATA_LIMIT:
         metadata.update(key)

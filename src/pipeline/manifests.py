@@ -81,6 +81,10 @@ class Manifest(BaseModel):
     contract_decisions: list[str] = Field(default_factory=list)
     # the enricher (and reference data versions) the records were enriched with (pipeline.enrichment)
     enricher_version: str | None = None
+    # who landed the file (its valid ``uploaded-by`` metadata, pipeline.sources), None when not known
+    uploaded_by: str | None = None
+    # lineage metadata that was given but set aside, e.g. "uploaded-by metadata ignored: ..."
+    lineage_notes: list[str] = Field(default_factory=list)
 
 
 def describe(stage: Stage, status: Status, dataset: str, ref: ObjectRef, **outcome: Any) -> Manifest:
@@ -94,6 +98,8 @@ def describe(stage: Stage, status: Status, dataset: str, ref: ObjectRef, **outco
         source_version=ref.version_label,
         source_etag=ref.etag,
         event_time=ref.event_time_iso,
+        uploaded_by=ref.uploaded_by,
+        lineage_notes=list(ref.lineage_notes),
         **outcome,
     )
 

@@ -6,8 +6,15 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-LINEAGE_FIELDS = ("source_bucket", "source_key", "source_version", "source_event_time", "source_order")
-"""The names :meth:`ObjectRef.lineage` returns, in that order."""
+LINEAGE_FIELDS = (
+    "source_bucket",
+    "source_key",
+    "source_version",
+    "source_event_time",
+    "source_order",
+    "uploaded_by",
+)
+"""The names :meth:`ObjectRef.lineage` returns, in that order (``uploaded_by`` only when it is known)."""
 
 MAX_KEY_BYTES = 1024
 """S3's limit on an object key, in UTF-8 bytes: a longer one is refused (400 KeyTooLongError)."""
@@ -35,6 +42,11 @@ class ObjectRef:
     etag: str | None = None
     size: int | None = None
     sequencer: str | None = None
+    # Facts of the landed version itself, not of its event: read once from its user metadata
+    # (pipeline.sources.read_uploader) and carried with the reference, so parts need not read them again.
+    # uploaded_by is None when the file has no valid ``uploaded-by``; lineage_notes say why one was dropped.
+    uploaded_by: str | None = None
+    lineage_notes: tuple[str, ...] = ()
 
     @property
     def file_name(self) -> str:
@@ -55,14 +67,18 @@ class ObjectRef:
         """Where a record, a reject or a lake copy came from: the one definition every writer records.
 
         Table items carry these as attributes, rejects and manifests as fields, lake copies as S3 metadata.
+        ``uploaded_by`` is left out, not empty, when it is not known: DynamoDB items then simply lack it.
         """
-        return {
+        lineage = {
             "source_bucket": self.bucket,
             "source_key": self.key,
             "source_version": self.version_label,
             "source_event_time": self.event_time_iso,
             "source_order": self.order_token,
         }
+        if self.uploaded_by is not None:
+            lineage["uploaded_by"] = self.uploaded_by
+        return lineage
 
     @property
     def order_token(self) -> str:

@@ -131,7 +131,11 @@ def ref_to_dict(ref: ObjectRef) -> dict[str, Any]:
 
 
 def ref_from_dict(raw: dict[str, Any]) -> ObjectRef:
-    return ObjectRef(**{**raw, "event_time": datetime.fromisoformat(raw["event_time"])})
+    # The source version's facts (uploaded_by, lineage_notes) travel with the reference, so a part never
+    # reads the landed object's metadata again; a message queued before they existed has neither.
+    fields = {**raw, "event_time": datetime.fromisoformat(raw["event_time"])}
+    fields["lineage_notes"] = tuple(raw.get("lineage_notes", ()))
+    return ObjectRef(**fields)
 
 
 def plan_file(

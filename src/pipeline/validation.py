@@ -102,8 +102,9 @@ def iter_validated_batches(
 
     Yields nothing for a file without records. Each item holds the schema's fields that have a value
     (None and "" are left out: DynamoDB refuses empty strings in key attributes) plus the lineage
-    attributes ``source_bucket``, ``source_key``, ``source_version``, ``line``, ``source_event_time`` and
-    ``source_order``. Items depend only on the file and ``ref``: a replay gives byte-identical items.
+    attributes ``source_bucket``, ``source_key``, ``source_version``, ``line``, ``source_event_time``,
+    ``source_order`` and, when ``ref`` knows who landed the file, ``uploaded_by``. Items depend only on
+    the file and ``ref``: a replay gives byte-identical items.
     ``batch_size`` may be a function, asked before each batch (a load paced by its time budget).
     """
     if isinstance(batch_size, int):

@@ -101,10 +101,14 @@ def test_a_batch_lands_once_is_loaded_and_is_listed_for_its_owner_only(
     file = pipeline.wait(body["key"], version["VersionId"], time.monotonic())
     assert file.database is not None
     assert file.database.records_loaded == 2
+    # Who sent it (the caller's sub, the key's second segment) reaches the manifest and every item.
+    sub = body["key"].split("/")[1]
+    assert file.database.uploaded_by == sub
     for record_id in ("u-900001", "u-900002"):
-        assert "Item" in pipeline.clients.dynamodb.get_item(
+        item = pipeline.clients.dynamodb.get_item(
             TableName=pipeline.outputs.table_name, Key={"user_id": {"S": record_id}}
-        )
+        )["Item"]
+        assert item["uploaded_by"] == {"S": sub}
     status, _, listed = call(f"{local_api.url}/files", Authorization=f"Bearer {tokens['alice']}")
     assert status == 200
     mine = [item for item in listed["files"] if item["key"] == body["key"]]

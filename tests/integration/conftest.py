@@ -30,6 +30,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "reference"  # what Terraform 
 REGION = "us-east-1"
 LANDING, LAKE, QUARANTINE, TABLE = "it-landing", "it-datalake", "it-quarantine", "it-users"
 FUNCTIONS = {"datalake": "pipeline.handlers.datalake", "database": "pipeline.handlers.database"}
+PART_BYTES = 4096  # what parts_stack splits files above
 
 
 @dataclass
@@ -43,8 +44,9 @@ class Stack:
     lake_bucket: str = LAKE
     quarantine_bucket: str = QUARANTINE
 
-    def put(self, key: str, body: bytes) -> str:
-        return str(self.s3.put_object(Bucket=LANDING, Key=key, Body=body)["VersionId"])
+    def put(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> str:
+        put = self.s3.put_object(Bucket=LANDING, Key=key, Body=body, Metadata=metadata or {})
+        return str(put["VersionId"])
 
     def receive(self, function: str) -> list[Any]:
         url, _ = self.queues[function]
@@ -163,5 +165,31 @@ def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
         for function, module in FUNCTIONS.items():
             stack.handlers[function] = importlib.reload(importlib.import_module(module))
         # The notification configuration sends an s3:TestEvent; drain it like any other message.
+        stack.run_all()
+        yield stack
+
+
+@pytest.fixture
+def parts_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """The in-process stack with a part loader: files above PART_BYTES are loaded in parts."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name, value in {
+        "PIPELINE_DATALAKE_BUCKET": "it-datalake",
+        "PIPELINE_QUARANTINE_BUCKET": "it-quarantine",
+        "PIPELINE_USERS_TABLE": "it-users",
+        "PIPELINE_PART_BYTES": str(PART_BYTES),
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        stack = _create("raw")
+        url = stack.sqs.create_queue(QueueName="it-parts")["QueueUrl"]
+        arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        stack.queues["parts"] = (url, arn)
+        monkeypatch.setenv("PIPELINE_PARTS_QUEUE_URL", url)
+        for function, module in {**FUNCTIONS, "parts": "pipeline.handlers.parts"}.items():
+            stack.handlers[function] = importlib.reload(importlib.import_module(module))
         stack.run_all()
         yield stack

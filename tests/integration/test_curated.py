@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
-import pytest
-from moto import mock_aws
-from tests.integration.conftest import FUNCTIONS, REGION, Stack, _create
+from tests.integration.conftest import PART_BYTES, Stack
 
 HEADER = "user_id,first_name,last_name,email,gender,age\n"
-PART_BYTES = 4096
 
 
 def users_csv(ids: range, first_name: str = "Ada") -> bytes:
@@ -50,32 +45,6 @@ def latest(table: pa.Table, key: str) -> dict[str, dict[str, Any]]:
     return rows
 
 
-@pytest.fixture
-def parts_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """The in-process stack with a part loader: files above PART_BYTES are loaded in parts."""
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for name, value in {
-        "PIPELINE_DATALAKE_BUCKET": "it-datalake",
-        "PIPELINE_QUARANTINE_BUCKET": "it-quarantine",
-        "PIPELINE_USERS_TABLE": "it-users",
-        "PIPELINE_PART_BYTES": str(PART_BYTES),
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        stack = _create("raw")
-        url = stack.sqs.create_queue(QueueName="it-parts")["QueueUrl"]
-        arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        stack.queues["parts"] = (url, arn)
-        monkeypatch.setenv("PIPELINE_PARTS_QUEUE_URL", url)
-        for function, module in {**FUNCTIONS, "parts": "pipeline.handlers.parts"}.items():
-            stack.handlers[function] = importlib.reload(importlib.import_module(module))
-        stack.run_all()
-        yield stack
-
-
 def test_a_users_file_is_curated_with_its_lineage(stack: Any) -> None:
     version = stack.put("in/users.csv", users_csv(range(40)))
     stack.run_all()
@@ -85,7 +54,7 @@ def test_a_users_file_is_curated_with_its_lineage(stack: Any) -> None:
     assert key.endswith(".parquet")
     table = stack.curated("users")
     assert table.num_rows == 40
-    assert table.column_names[:11] == [
+    assert table.column_names[:12] == [
         "user_id",
         "first_name",
         "last_name",
@@ -97,6 +66,7 @@ def test_a_users_file_is_curated_with_its_lineage(stack: Any) -> None:
         "source_order",
         "source_line",
         "event_time",
+        "uploaded_by",
     ]
     row = latest(table, "user_id")["u00003"]
     item = stack.table()["u00003"]
@@ -105,7 +75,9 @@ def test_a_users_file_is_curated_with_its_lineage(stack: Any) -> None:
     assert (row["source_key"], row["source_version"], row["source_line"]) == ("in/users.csv", version, 5)
     assert row["source_order"] == item["source_order"]["S"]  # the table's "later event wins" order
     # The enrichment's attributes, as the table has them.
-    assert table.column_names[11:15] == ["email_domain", "age_band", "email_provider", "enricher_version"]
+    assert row["uploaded_by"] is None  # dropped without uploaded-by metadata
+    assert "uploaded_by" not in item
+    assert table.column_names[12:16] == ["email_domain", "age_band", "email_provider", "enricher_version"]
     assert row["email_domain"] == item["email_domain"]["S"] == "example.com"
     assert row["enricher_version"] == item["enricher_version"]["S"]
     # The partition is the S3 event's date, as for the raw copy.

@@ -108,9 +108,13 @@ def _ms(text: str) -> datetime:
 
 
 def _users(rows: list[dict[str, Any]], *, enriched: bool) -> pa.Table:
-    """Users as the curated writer writes them; ``enriched`` adds the enrichment columns (some files lack
-    them, as files written before the enrichment change will)."""
-    fields = [field for field in query.SCHEMAS["users"] if enriched or field.name not in _ENRICHMENT]
+    """Users as the curated writer writes them; ``enriched`` adds the enrichment columns and ``uploaded_by``
+    (some files lack them, as files written before those changes will)."""
+    fields = [
+        field
+        for field in query.SCHEMAS["users"]
+        if enriched or field.name not in (*_ENRICHMENT, "uploaded_by")
+    ]
     schema = pa.schema(fields)
     return pa.Table.from_pylist(
         [{name: row.get(name) for name in schema.names} for row in rows], schema=schema
@@ -171,6 +175,7 @@ def lake(clients: Clients, local_emulator: emulator_module.Emulator, tmp_path: P
                 email_domain="new.example",
                 age_band="30-39",
                 enricher_version="1",
+                uploaded_by="8a4e2f5c-sub",
             )
         ],
         enriched=True,
@@ -445,3 +450,20 @@ def test_get_user_wants_exactly_one_of_id_and_email(users_table: Lake) -> None:
         main(["--state-dir", str(users_table.state_dir), "get-user"])
     with pytest.raises(SystemExit):
         main(["--state-dir", str(users_table.state_dir), "get-user", "--id", "u1", "--email", "a@b.c"])
+
+
+def test_uploaded_by_is_selectable_and_null_in_files_written_before_it(
+    lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _json_query(
+        lake, capsys, "SELECT user_id, ingest_date, uploaded_by FROM users ORDER BY ingest_date, user_id"
+    )
+
+    assert rows == [
+        {"user_id": "u1", "ingest_date": "2024-05-01", "uploaded_by": None},
+        {"user_id": "u2", "ingest_date": "2024-05-01", "uploaded_by": None},
+        {"user_id": "u1", "ingest_date": "2024-05-02", "uploaded_by": "8a4e2f5c-sub"},
+    ]
+    # The rejects table has the column too; these rejects name no uploader.
+    rejects = _json_query(lake, capsys, "SELECT DISTINCT uploaded_by FROM rejects")
+    assert rejects == [{"uploaded_by": None}]

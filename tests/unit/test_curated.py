@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -84,6 +85,7 @@ def test_users_schema_is_the_declared_columns_then_lineage() -> None:
         ("source_order", "string"),
         ("source_line", "int64"),
         ("event_time", "timestamp[ms, tz=UTC]"),
+        ("uploaded_by", "string"),  # who landed the file; null when not known
         # What the users enrichment adds (pipeline.enrichment): the writer takes them from its declaration.
         ("email_domain", "string"),
         ("age_band", "string"),
@@ -139,6 +141,7 @@ def test_rows_types_and_lineage(s3: Any) -> None:
             "source_order": REF.order_token,
             "source_line": 2,
             "event_time": datetime(2026, 3, 4, 23, 59, 58, 123000, tzinfo=UTC),
+            "uploaded_by": None,  # REF has no uploader
             **NOT_ENRICHED,
         },
         {
@@ -153,9 +156,20 @@ def test_rows_types_and_lineage(s3: Any) -> None:
             "source_order": REF.order_token,
             "source_line": 3,
             "event_time": datetime(2026, 3, 4, 23, 59, 58, 123000, tzinfo=UTC),
+            "uploaded_by": None,  # REF has no uploader
             **NOT_ENRICHED,
         },
     ]
+
+
+def test_every_row_names_the_files_uploader_and_the_name_stays_the_same(s3: Any) -> None:
+    body = b"user_id,email\nu1,a@example.com\nu2,b@example.com\n"
+    ref = dataclasses.replace(REF, uploaded_by="3f1c-sub")
+    key = write(s3, items_of(body, ref=ref), ref=ref)
+    assert key == curated_key(USERS, REF)  # the uploader is a column, not part of the object's identity
+    table = read(s3, key)
+    assert table.schema.field("uploaded_by").type == pa.string()
+    assert table.column("uploaded_by").to_pylist() == ["3f1c-sub", "3f1c-sub"]
 
 
 def test_the_key_is_partitioned_by_event_date_and_names_the_unit() -> None:

@@ -20,7 +20,7 @@ from pipeline.events import object_refs
 from pipeline.loader import load_file
 from pipeline.manifests import describe, final_manifest, write_manifest
 from pipeline.parts import layout, plan_file
-from pipeline.sources import pin_version
+from pipeline.sources import pin_version, read_uploader
 from pipeline.staging import stage
 from pipeline.tables import enrichers, log_manifest, table_writer
 
@@ -51,6 +51,9 @@ def record_handler(record: SQSRecord, budget: Budget) -> None:
                 # A replay or duplicate delivery of a version already loaded: nothing to write.
                 logger.info("already loaded", extra={"dataset": dataset.name})
                 continue
+            # Once per file version, after the replay check (a replay costs no HeadObject): the items,
+            # curated rows and manifest carry it, and a big file's parts get it in their messages.
+            ref = read_uploader(s3, ref)
             try:
                 # Before any part is planned: a file is enriched from its reference data or not loaded.
                 enricher = enrichers_by_dataset.get(dataset)

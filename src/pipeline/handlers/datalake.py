@@ -15,7 +15,7 @@ from pipeline.config import DatalakeSettings
 from pipeline.datasets import route
 from pipeline.events import object_refs
 from pipeline.manifests import write_manifest
-from pipeline.sources import pin_version
+from pipeline.sources import pin_version, read_uploader
 
 logger = Logger()  # service name: POWERTOOLS_SERVICE_NAME, set by Terraform to the function key
 # Validated once, at cold start: a bad deployment fails loudly with the variable's name.
@@ -29,7 +29,8 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def record_handler(record: SQSRecord, budget: Budget) -> None:
     for announced in object_refs(record.body):
-        ref = pin_version(s3, announced)
+        # Its uploader too (one HeadObject): the copy replaces the metadata, so it must be carried over.
+        ref = read_uploader(s3, pin_version(s3, announced))
         with logger.append_context_keys(source_key=ref.key, source_version=ref.version_label):
             dataset = route(ref.key)
             manifest = datalake.process(s3, ref, dataset, settings.datalake_bucket)

@@ -18,6 +18,8 @@ locals {
     { name = "source_line", type = "bigint", comment = "line of the row in its file" },
   ]
 
+  uploaded_by_comment = "who landed the file (the ingest API caller's sub); null when not known or in files written before it"
+
   # Column order is the Parquet writer's (pipeline.curated.arrow_schema); columns a file lacks read as null
   # (files written before enrichment have no email_domain, age_band, email_provider or enricher_version).
   curated_tables = {
@@ -35,6 +37,7 @@ locals {
         local.lineage_columns,
         [
           { name = "event_time", type = "timestamp", comment = "the S3 event time of the file (UTC)" },
+          { name = "uploaded_by", type = "string", comment = local.uploaded_by_comment },
           { name = "email_domain", type = "string", comment = "enrichment; null in files written before it" },
           { name = "age_band", type = "string", comment = "enrichment; null in files written before it" },
           { name = "email_provider", type = "string", comment = "enrichment (reference data); null in files written before it" },
@@ -55,6 +58,7 @@ locals {
         local.lineage_columns,
         [
           { name = "event_time", type = "timestamp", comment = "the S3 event time of the file (UTC)" },
+          { name = "uploaded_by", type = "string", comment = local.uploaded_by_comment },
         ],
       )
     }
@@ -175,6 +179,11 @@ resource "aws_glue_catalog_table" "rejects" {
     columns {
       name = "source_order"
       type = "string"
+    }
+    columns {
+      name    = "uploaded_by"
+      type    = "string"
+      comment = "who landed the file; absent (null) when not known"
     }
     columns {
       name    = "line"

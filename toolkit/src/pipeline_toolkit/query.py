@@ -63,6 +63,7 @@ SCHEMAS: Mapping[str, pa.Schema] = {
             ("source_version", pa.string()),
             ("source_event_time", pa.string()),
             ("source_order", pa.string()),
+            ("uploaded_by", pa.string()),  # only in the rejects of files that name their uploader
             ("line", pa.int64()),
             ("reasons", pa.list_(pa.string())),
         ]
