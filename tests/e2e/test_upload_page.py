@@ -105,6 +105,8 @@ def test_sign_in_upload_a_good_and_a_bad_file_and_see_their_outcomes(
         f"u-p{tag}4,No,Email,,male,40\n"
         f"u-p{tag}5,Too,Old,old.{tag}@example.com,male,not-a-number\n"
     )
+    broken = tmp_path / f"users-broken-{tag}.csv"  # a zip archive named .csv: quarantined whole
+    broken.write_bytes((project_dir() / "samples" / "users-broken.csv").read_bytes())
     context = browser.new_context()
     page = context.new_page()
     errors: list[str] = []
@@ -114,7 +116,7 @@ def test_sign_in_upload_a_good_and_a_bad_file_and_see_their_outcomes(
         sign_in(page, site.url, username, password)
         expect(page.locator("#who-name")).to_contain_text(username)
         drop_file(page, good, "text/csv")
-        page.set_input_files("#file-input", str(bad))
+        page.set_input_files("#file-input", [str(bad), str(broken)])
 
         good_row = page.locator("#files tbody tr", has_text=good.name)
         bad_row = page.locator("#files tbody tr", has_text=bad.name)
@@ -127,6 +129,9 @@ def test_sign_in_upload_a_good_and_a_bad_file_and_see_their_outcomes(
         expect(reasons).to_have_count(2)
         expect(reasons.nth(0)).to_contain_text("line 3")
         expect(reasons.nth(1)).to_contain_text("line 4")
+        broken_row = page.locator("#files tbody tr", has_text=broken.name)
+        expect(broken_row).to_have_attribute("data-status", "quarantined", timeout=OUTCOME_TIMEOUT_MS)
+        expect(broken_row).to_contain_text("unsupported content: this is a zip archive")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "upload-page.png"), full_page=True)
     finally:
