@@ -75,13 +75,13 @@ def plain_writer(args: tuple[str, int, int, int]) -> dict[str, Any]:
 
 
 def _catalog(root: str) -> Any:
-    from pyiceberg.catalog.sql import SqlCatalog  # noqa: PLC0415 - optional: only this benchmark needs it
+    from pyiceberg.catalog.sql import SqlCatalog  # imported here: optional, only this benchmark needs it
 
     return SqlCatalog("bench", uri=f"sqlite:///{root}/catalog.db", warehouse=f"file://{root}/warehouse")
 
 
 def iceberg_writer(args: tuple[str, int, int, int]) -> dict[str, Any]:
-    from pyiceberg.exceptions import CommitFailedException  # noqa: PLC0415
+    from pyiceberg.exceptions import CommitFailedException
 
     root, writer, units, rows = args
     catalog = _catalog(root)
