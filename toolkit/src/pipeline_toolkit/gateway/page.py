@@ -12,13 +12,14 @@ handling): nothing outside it can be reached, whatever the request path.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from pipeline_toolkit.gateway.loopback import LoopbackServer
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -92,7 +93,7 @@ def page_files(directory: Path) -> dict[str, tuple[bytes, str]]:
     return files
 
 
-class PageServer:
+class PageServer(LoopbackServer):
     """The page on ``127.0.0.1:port`` (0: a free one), in a thread of this process."""
 
     def __init__(self, directory: Path, config: PageConfig, port: int = 0) -> None:
@@ -124,23 +125,4 @@ class PageServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # the gateway's access log is the one that matters; page requests stay quiet
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="page")
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> PageServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(Handler, port, name="page")

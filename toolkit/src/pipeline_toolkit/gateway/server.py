@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +30,7 @@ from pipeline_toolkit.gateway.http_api import (
     json_response,
     response_from,
 )
+from pipeline_toolkit.gateway.loopback import LoopbackServer
 from pipeline_toolkit.invokers import Invocation
 
 log = logging.getLogger("pipeline_toolkit.gateway")
@@ -243,31 +244,12 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     return GatewayHandler
 
 
-class GatewayServer:
+class GatewayServer(LoopbackServer):
     """The gateway on ``127.0.0.1:port`` (0: a free one), in a thread of this process."""
 
     def __init__(self, gateway: Gateway, port: int = 0) -> None:
         self.gateway = gateway
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_class(gateway))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="gateway")
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> GatewayServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(_handler_class(gateway), port, name="gateway")
 
 
 def open_access_log(path: Path) -> IO[str]:
