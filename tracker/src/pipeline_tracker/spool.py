@@ -111,7 +111,9 @@ class Spool:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise SpoolLockedError(f"{directory} is in use by another process") from None
-        self._paths: dict[str, Path] = {}
+        # Files by idempotency key: a key can be pending twice (`pipeline send` run again cuts the batch an
+        # interrupted run spooled under the same key, with the same bytes); one 2xx settles both.
+        self._paths: dict[str, list[Path]] = {}
         for stale in self.pending_dir.glob(".tmp-*"):  # a write cut short: its batch was never sealed
             stale.unlink(missing_ok=True)
 
@@ -133,26 +135,28 @@ class Spool:
         }
         path = self.pending_dir / name
         write_atomically(path, json.dumps(document).encode())
-        self._paths[batch.idempotency_key] = path
+        self._paths.setdefault(batch.idempotency_key, []).append(path)
 
     def remove(self, batch: Batch) -> None:
         """The API took the batch (2xx): it leaves the spool."""
-        path = self._paths.pop(batch.idempotency_key, None)
-        if path is not None:
+        paths = self._paths.pop(batch.idempotency_key, [])
+        for path in paths:
             path.unlink(missing_ok=True)
+        if paths:
             _fsync_dir(self.pending_dir)
 
     def fail(self, batch: Batch, status: int, answer: Any) -> Path | None:
         """The API refused the batch for good: kept aside with its answer, never resent by itself."""
-        path = self._paths.pop(batch.idempotency_key, None)
-        if path is None:
+        paths = self._paths.pop(batch.idempotency_key, [])
+        if not paths:
             return None
-        document = json.loads(path.read_bytes())
+        document = json.loads(paths[0].read_bytes())
         document["status"] = status
         document["answer"] = answer
-        target = self.failed_dir / path.name
+        target = self.failed_dir / paths[0].name
         write_atomically(target, json.dumps(document).encode())
-        path.unlink(missing_ok=True)
+        for path in paths:
+            path.unlink(missing_ok=True)
         return target
 
     def pending(self) -> list[Batch]:
@@ -169,7 +173,7 @@ class Spool:
                 records=int(document["records"]),
                 journal_id=document.get("journal_id"),
             )
-            self._paths[batch.idempotency_key] = path
+            self._paths.setdefault(batch.idempotency_key, []).append(path)
             batches.append(batch)
         return batches
 
