@@ -136,7 +136,8 @@ def cmd_local_up(args: argparse.Namespace, console: Console) -> int:
                 console.print(
                     f"Ingest API (local gateway, JWT-checked): [bold]{api.url}[/bold]\n"
                     f"Demo user: {username} / {password} (user pool {stack.outputs.user_pool_id}, "
-                    f"client {stack.outputs.user_pool_client_id})",
+                    f"client {stack.outputs.user_pool_client_id})\n"
+                    f"Send records: PIPELINE_PASSWORD=... pipeline send users FILE --username {username}",
                     highlight=False,
                 )
             threading.Event().wait()  # until Ctrl-C or SIGTERM
