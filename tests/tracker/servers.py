@@ -31,6 +31,7 @@ HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"
 class Status:
     code: int
     headers: dict[str, str] = field(default_factory=dict)
+    message: str = ""
 
 
 Fault = str | Status
@@ -142,7 +143,7 @@ class FaultProxy(_Serving):
             handler.close_connection = True
             return
         if isinstance(fault, Status):
-            answer = json.dumps({"message": f"injected {fault.code}"}).encode()
+            answer = json.dumps({"message": fault.message or f"injected {fault.code}"}).encode()
             headers = [("Content-Type", "application/json"), *fault.headers.items()]
             handler._answer(fault.code, answer, headers)
             return
@@ -176,7 +177,8 @@ class FakeIngestApi(_Serving):
 
     TOKEN = "good"
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, max_bytes: int | None = None) -> None:
+        self.max_bytes = max_bytes
         self.landed: dict[str, list[dict[str, Any]]] = {}
         self.bodies: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, int]] = []  # (path, key, records)
@@ -201,6 +203,9 @@ class FakeIngestApi(_Serving):
             self.requests.append((handler.path, key, len(lines)))
         if handler.headers.get("Authorization") != f"Bearer {self.TOKEN}":
             self._json(handler, 401, {"message": "Unauthorized"})
+            return
+        if self.max_bytes is not None and len(body) > self.max_bytes:
+            self._json(handler, 413, {"statusCode": 413, "message": f"{len(body)} bytes: too large"})
             return
         if not handler.path.startswith("/events/"):
             self._json(handler, 404, {"message": "Not found"})

@@ -231,6 +231,39 @@ def test_an_accepted_batch_reports_its_rejected_records(api: FakeIngestApi) -> N
     assert [(r.index, json.loads(r.record)["user_id"]) for r in outcome.rejected] == [(1, "u-2")]
 
 
+def test_a_409_for_an_attempt_in_progress_is_retried(api: FakeIngestApi, proxy: FaultProxy) -> None:
+    # The API's answer while another attempt of the same batch is still landing.
+    message = "a request with this Idempotency-Key is in progress: retry it"
+    proxy.add(Status(409, message=message))
+    with tracker_for(proxy.url) as tracker:
+        tracker.track(user(1))
+        (outcome,) = tracker.flush()
+    assert (outcome.state, outcome.attempts) == ("delivered", 2)
+    assert len(set(proxy.keys())) == 1
+
+
+def test_a_413_sends_the_batch_as_halves_under_keys_derived_from_its_own(tmp_path: Path) -> None:
+    small = FakeIngestApi(max_bytes=300)  # a deployment that takes less than the tracker's batches
+    try:
+        with tracker_for(
+            small.url, spool_dir=tmp_path, key_factory=lambda _d, _s, _b: "batch-0001"
+        ) as tracker:
+            for n in range(10):
+                tracker.track(user(n, pad="x" * 60))
+            outcomes = tracker.flush()
+        assert {outcome.state for outcome in outcomes} == {"delivered"}
+        assert sum(outcome.records for outcome in outcomes) == 10
+        assert all(outcome.idempotency_key.startswith("batch-0001.") for outcome in outcomes)
+        assert sorted(r["user_id"] for r in small.records()) == sorted(f"u-{n}" for n in range(10))
+        assert list((tmp_path / "pending").glob("*.json")) == []
+        with tracker_for(small.url) as tracker:
+            tracker.track(user(99, pad="x" * 400))
+            (alone,) = tracker.flush()
+        assert (alone.state, alone.status) == ("refused", 413)  # one record: nothing left to split
+    finally:
+        small.stop()
+
+
 def test_a_key_reused_for_another_body_is_a_409_not_retried(api: FakeIngestApi) -> None:
     with tracker_for(api.url, key_factory=lambda _d, _s, _b: "the-same-key") as tracker:
         tracker.track(user(1))

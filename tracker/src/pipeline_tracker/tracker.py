@@ -9,6 +9,7 @@ nothing twice.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import random as random_module
@@ -35,6 +36,7 @@ API_MAX_RECORDS = 10_000
 API_DEFAULT_MAX_BYTES = 1 << 20
 DEFAULT_MAX_RECORDS = 500
 DEFAULT_MAX_BYTES = 512 << 10  # half the API's default limit: room for a deployment that lowers it a little
+MAX_KEY_LENGTH = 128  # the API's Idempotency-Key: 8-128 of [A-Za-z0-9._:-]
 DEFAULT_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
 USER_AGENT = "pipeline-tracker/0.1"
 
@@ -60,7 +62,8 @@ class BatchOutcome:
 
     ``delivered``: a 2xx (``accepted`` records landed; ``rejected`` ones, with the API's reasons, did not).
     ``refused``: a 4xx that retrying cannot change (``status``, ``error``, and for a 422 of the records every
-    rejected one); the batch was moved to the spool's ``failed/``. ``unsent``: no 2xx after every attempt,
+    rejected one); the batch was moved to the spool's ``failed/``. (A 413 of several records is none of
+    these: they are sent as two halves instead, with an outcome each.) ``unsent``: no 2xx after every attempt,
     or 401/403 (the credentials, not the batch): it stays pending and is sent again at the next ``flush()``,
     or by the next process using the spool.
     """
@@ -306,6 +309,13 @@ class Tracker:
                 log.exception("sending batch %s failed", batch.idempotency_key)
                 outcome = self._outcome("unsent", batch, 0, error=f"{type(exc).__name__}: {exc}")
             with self._lock:
+                if outcome.status == 413 and batch.records > 1:
+                    # Bigger than this deployment takes (it may limit bodies below our batch size): nothing
+                    # landed, so the halves go instead, under keys derived from this one.
+                    self._split(batch)
+                    self._in_flight = 0
+                    self._changed.notify_all()
+                    continue
                 outcome = self._settle(batch, outcome)
                 self._outcomes.append(outcome)
                 self._in_flight = 0
@@ -333,6 +343,33 @@ class Tracker:
                     continue
                 wait = min(self._linger - (now - buffer.started) for buffer in self._buffers.values())
             self._changed.wait(wait)
+
+    def _split(self, batch: Batch) -> None:
+        """Under the lock: ``batch`` becomes its two halves, first in the queue, on disk before it goes.
+
+        The halves' keys derive from the batch's (``<key>.1``, ``<key>.2``): a process that dies between
+        the two steps resends the whole batch, gets the same 413 and the same halves, which the API then
+        answers as replays where they landed."""
+        lines = batch.lines()
+        middle = len(lines) // 2
+        stem = batch.idempotency_key
+        if len(stem) > MAX_KEY_LENGTH - 2:  # split often enough to outgrow the API's 128 characters
+            stem = hashlib.sha256(stem.encode()).hexdigest()[:64]
+        halves = [
+            Batch(
+                batch.dataset,
+                f"{stem}.{number}",
+                b"".join(line + b"\n" for line in part),
+                len(part),
+            )
+            for number, part in ((1, lines[:middle]), (2, lines[middle:]))
+        ]
+        log.info("batch %s: 413, sent as two halves", batch.idempotency_key)
+        if self._spool is not None:
+            for half in halves:
+                self._spool.save(half)
+            self._spool.remove(batch)
+        self._queue.extendleft(reversed(halves))
 
     def _settle(self, batch: Batch, outcome: BatchOutcome) -> BatchOutcome:
         """Under the lock: the spool follows the outcome (removed only after a 2xx)."""
@@ -400,6 +437,11 @@ class Tracker:
             error = f"HTTP {status}: {_message(answer)}"
             if is_retryable(status):
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                log.info("batch %s attempt %d: %s", batch.idempotency_key, attempt, error)
+                continue
+            if status == 409 and "in progress" in error:
+                # The API's answer while another attempt of this very batch is landing (an earlier attempt
+                # that timed out on our side): retrying gets the replay.
                 log.info("batch %s attempt %d: %s", batch.idempotency_key, attempt, error)
                 continue
             if status in AUTH_STATUSES:
