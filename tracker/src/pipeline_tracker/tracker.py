@@ -201,6 +201,8 @@ class Tracker:
     def flush(self, timeout: float | None = None) -> list[BatchOutcome]:
         """Seal what is buffered, send it and every batch still unsent (one more round of attempts for
         those), and wait; returns the outcomes of every batch finished since the last flush."""
+        if threading.current_thread() is self._sender:
+            raise RuntimeError("flush() from on_outcome would wait for itself")
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             for buffer in list(self._buffers.values()):
@@ -276,9 +278,10 @@ class Tracker:
         return key
 
     def _seal(self, buffer: _Buffer) -> None:
-        """Under the lock: the buffer becomes a batch with its key, on disk before its journal goes."""
-        del self._buffers[buffer.dataset]
+        """Under the lock: the buffer becomes a batch with its key, on disk before its journal goes. If the
+        spool cannot take it (a full disk), the buffer stays as it is and the error goes to the caller."""
         if not buffer.lines:
+            del self._buffers[buffer.dataset]
             if buffer.journal is not None:
                 buffer.journal.discard()
             return
@@ -289,6 +292,7 @@ class Tracker:
         )
         if self._spool is not None:
             self._spool.save(batch)
+        del self._buffers[buffer.dataset]
         if buffer.journal is not None:
             buffer.journal.discard()
         self._queue.append(batch)
