@@ -333,6 +333,40 @@ def test_a_write_cut_short_before_its_rename_is_not_a_batch(api: FakeIngestApi, 
     assert api.requests == []
 
 
+def test_an_unreadable_pending_file_is_set_aside_not_sent(api: FakeIngestApi, tmp_path: Path) -> None:
+    (tmp_path / "pending").mkdir(parents=True)
+    (tmp_path / "pending" / "0001-x.json").write_text("garbage")
+    with tracker_for(api.url, spool_dir=tmp_path) as tracker:
+        tracker.track(user(1))
+    assert [p.name for p in (tmp_path / "failed").iterdir()] == ["0001-x.json"]
+    assert api.records() == [user(1)]
+
+
+def test_records_tracked_while_closing_are_sent_or_refused(api: FakeIngestApi) -> None:
+    tracker = tracker_for(api.url, max_batch_records=7)
+    tracked: list[int] = []
+    stop = threading.Event()
+
+    def keep_tracking() -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                tracker.track(user(n))
+            except TrackerClosedError:
+                return
+            tracked.append(n)
+            n += 1
+
+    thread = threading.Thread(target=keep_tracking)
+    thread.start()
+    while len(tracked) < 50:
+        threading.Event().wait(0.001)
+    tracker.close()
+    stop.set()
+    thread.join()
+    assert sorted(int(r["user_id"][2:]) for r in api.records()) == tracked
+
+
 def test_one_spool_serves_one_process(api: FakeIngestApi, tmp_path: Path) -> None:
     with tracker_for(api.url, spool_dir=tmp_path), pytest.raises(SpoolLockedError):
         tracker_for(api.url, spool_dir=tmp_path)

@@ -163,8 +163,12 @@ class Spool:
         """The sealed batches left by an earlier process, oldest first."""
         batches: list[Batch] = []
         for path in sorted(self.pending_dir.glob("*.json")):
-            document = json.loads(path.read_bytes())
-            if document.get("format") != FORMAT:
+            try:
+                document = json.loads(path.read_bytes())
+            except ValueError:  # not written by us (ours are renamed into place whole): set aside, not lost
+                path.replace(self.failed_dir / path.name)
+                continue
+            if not isinstance(document, dict) or document.get("format") != FORMAT:
                 continue
             batch = Batch(
                 dataset=document["dataset"],

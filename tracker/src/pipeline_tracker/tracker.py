@@ -157,7 +157,8 @@ class Tracker:
         self._outcomes: list[BatchOutcome] = []
         self._in_flight = 0
         self._sealed = 0
-        self._closing = False
+        self._accepting = True  # False from close() on: track() refuses
+        self._closing = False  # True once close() has flushed: the sender ends
         self._closed = False
         self._spool = Spool(Path(spool_dir)) if spool_dir is not None else None
         self._journal = journal and self._spool is not None
@@ -178,7 +179,7 @@ class Tracker:
         if len(line) + 1 > self._max_bytes:
             raise ValueError(f"a record of {len(line)} bytes does not fit a batch of {self._max_bytes} bytes")
         with self._lock:
-            if self._closing:
+            if not self._accepting:
                 raise TrackerClosedError("the tracker is closed")
             buffer = self._buffers.get(name)
             if buffer is not None and buffer.size + len(line) + 1 > self._max_bytes:
@@ -223,6 +224,9 @@ class Tracker:
         a spool they are lost, and their outcomes say ``unsent``)."""
         if self._closed:
             return []
+        with self._lock:
+            # No record may slip in between the last flush and the sender's end, where nothing would send it.
+            self._accepting = False
         outcomes = self.flush(timeout)
         with self._lock:
             self._closing = True
