@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.tracker.servers import FakeIngestApi
+from tests.tracker.servers import FakeIngestApi, FaultProxy
 
 from pipeline_toolkit import cli
 from pipeline_toolkit.send import InputError, batch_key, read_records
@@ -105,3 +108,35 @@ def test_send_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "sign in: pass --username" in capsys.readouterr().out
     assert cli.main(["--state-dir", str(tmp_path), "send", "users", "-"]) == 2
     assert "pipeline local up" in capsys.readouterr().out
+
+
+def test_send_killed_mid_stream_and_run_again_lands_every_record_once(
+    api: FakeIngestApi, tmp_path: Path
+) -> None:
+    proxy = FaultProxy(api.url, ["pass", "hold"])  # batch 2 lands, its answer never comes back
+    source = tmp_path / "users.jsonl"
+    source.write_text("".join(json.dumps({"user_id": f"u-{n}"}) + "\n" for n in range(45)))
+    argv = [
+        sys.executable, "-m", "pipeline_toolkit.cli", "--state-dir", str(tmp_path / "state"), "send", "users",
+        str(source), "--url", proxy.url, "--token", api.TOKEN, "--spool-dir", str(tmp_path / "spool"),
+        "--batch-records", "10",
+    ]  # fmt: skip
+    try:
+        first = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        try:
+            assert proxy.held.wait(60)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(60)
+        finally:
+            if first.poll() is None:
+                os.kill(first.pid, signal.SIGKILL)
+                first.wait()
+        proxy.release()
+        again = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        proxy.release()
+        proxy.stop()
+    assert again.returncode == 0, again.stdout
+    assert "45 record(s) of users read, 5 batch(es)" in again.stdout
+    assert "45 accepted, 0 rejected, 0 not sent (2 batch(es) had landed before: replayed)" in again.stdout
+    assert sorted(r["user_id"] for r in api.records()) == sorted(f"u-{n}" for n in range(45))

@@ -203,7 +203,15 @@ def send_records(
         )
     finally:
         # Even when the input turns out bad halfway: what was read is sent (and keyed as a rerun will key it).
-        report.outcomes.extend(tracker.close())
+        outcomes = tracker.close()
+    # After an interrupted run a batch can go twice, from the spool and cut again from the input, under one
+    # key: count it once, by the answer that landed it (a replay only if it had landed in an earlier run).
+    by_key: dict[str, BatchOutcome] = {}
+    for outcome in outcomes:
+        kept = by_key.get(outcome.idempotency_key)
+        if kept is None or not (kept.state == "delivered" and not kept.replayed):
+            by_key[outcome.idempotency_key] = outcome
+    report.outcomes.extend(by_key.values())
     return report
 
 
