@@ -343,3 +343,38 @@ def test_pipeline_send_signs_in_sends_and_a_rerun_lands_nothing_twice(
 class _Stdin:
     def __init__(self, data: bytes) -> None:
         self.buffer = io.BytesIO(data)
+
+
+def test_pipeline_send_killed_mid_stream_and_run_again_lands_every_record_once(
+    pipeline: Pipeline, local_api: LocalApi, tmp_path: Path
+) -> None:
+    caller = Caller(pipeline, "tracker-cli-kill")
+    prefix = unique("clik")
+    source = tmp_path / "users.jsonl"
+    source.write_text("".join(json.dumps(record) + "\n" for record in users(prefix, 45)))
+    proxy = FaultProxy(local_api.url, ["pass", "hold"])  # batch 2 lands, its answer never comes back
+    argv = [
+        sys.executable, "-m", "pipeline_toolkit.cli", "--state-dir", str(tmp_path / "state"), "send", "users",
+        str(source), "--url", proxy.url, "--token", caller.token, "--spool-dir", str(tmp_path / "spool"),
+        "--batch-records", "10",
+    ]  # fmt: skip
+    try:
+        first = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        try:
+            assert proxy.held.wait(120)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(60)
+        finally:
+            if first.poll() is None:
+                os.kill(first.pid, signal.SIGKILL)
+                first.wait()
+        proxy.release()
+        again = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        proxy.release()
+        proxy.stop()
+    assert again.returncode == 0, again.stdout
+    assert "45 accepted, 0 rejected, 0 not sent (2 batch(es) had landed before: replayed)" in again.stdout
+    ids, versions = caller.landed()
+    assert ids == Counter({f"{prefix}-{n}": 1 for n in range(45)})
+    assert set(versions.values()) == {1}
