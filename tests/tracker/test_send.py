@@ -91,6 +91,15 @@ def test_send_reads_stdin_and_exits_0_when_all_is_accepted(
     assert not stdin.closed
 
 
+def test_an_empty_input_sends_nothing_and_is_no_failure(
+    api: FakeIngestApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty.jsonl").write_text("\n")
+    assert cli.main(send(api, str(tmp_path / "empty.jsonl"))) == 0
+    assert "0 record(s) of users read, 0 batch(es)" in capsys.readouterr().out
+    assert api.requests == []
+
+
 def test_send_stops_at_bad_input_but_sends_what_came_before(
     api: FakeIngestApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
