@@ -27,10 +27,12 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 .PHONY: setup
-setup: $(BIN)/python ## create .venv: the runtime package, its test tools, and the dev toolkit (toolkit/)
+setup: $(BIN)/python ## create .venv: the runtime package, its test tools, the dev toolkit (toolkit/) and the tracker (tracker/)
 	# The toolkit first: it depends on the runtime package of this checkout, which the second step then
 	# installs editable (in the other order pip would replace the editable install with a copy).
 	$(BIN)/pip install --quiet -e ./toolkit
+	# The tracker client (tracker/, only urllib3): after the toolkit, which depends on it, for the same reason.
+	$(BIN)/pip install --quiet -e ./tracker
 	$(BIN)/pip install --quiet -e '.[dev]'
 
 $(CHECKOV_VENV)/bin/checkov:
@@ -45,8 +47,8 @@ test: setup $(CHECKOV_VENV)/bin/checkov lint ## lint, the whole suite (unit, int
 	$(TF_ENV) $(BIN)/python -m pipeline_toolkit.compose --skip-without-engine e2e -q
 
 .PHONY: check
-check: setup lint ## the fast inner loop: lint, unit and integration tests (no terraform, emulator server or Docker)
-	$(BIN)/pytest -q -m "not terraform and not e2e and not containers" tests/unit tests/integration
+check: setup lint ## the fast inner loop: lint, unit, integration and tracker tests (no terraform, emulator server or Docker)
+	$(BIN)/pytest -q -m "not terraform and not e2e and not containers" tests/unit tests/integration tests/tracker
 
 .PHONY: test-shuffled
 test-shuffled: setup ## the whole suite in a random order (pytest-randomly; prints the seed to replay it)

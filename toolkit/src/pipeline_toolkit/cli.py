@@ -10,11 +10,14 @@ pipeline drop FILE...           upload files to the landing bucket
 pipeline status [KEY...]        what happened to each dropped file
 pipeline query SQL | --named N  SQL over the data lake (DuckDB; on AWS, Athena)
 pipeline get-user --id|--email  a user from the table, as JSON
+pipeline send DATASET FILE|-    records (JSON Lines or a JSON array) to the ingest API, through the tracker
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -142,12 +145,15 @@ def cmd_local_up(args: argparse.Namespace, console: Console) -> int:
             if stack.outputs.user_pool_id and not args.no_api:
                 api = start_local_api(stack.environment, stack.outputs, log_dir=args.state_dir / "logs")
                 page = start_local_page(stack.environment, stack.outputs, api, port=page_port)
+                # `pipeline send` in another terminal finds the gateway here.
+                dataclasses.replace(session, gateway_url=api.url).save(args.state_dir)
                 username, password = create_demo_user(stack.environment, stack.outputs)
                 console.print(
                     f"Ingest API (local gateway, JWT-checked): [bold]{api.url}[/bold]\n"
                     f"Upload page: [bold]{page.url}[/bold]\n"
                     f"Demo user: {username} / {password} (user pool {stack.outputs.user_pool_id}, "
-                    f"client {stack.outputs.user_pool_client_id})",
+                    f"client {stack.outputs.user_pool_client_id})\n"
+                    f"Send records: PIPELINE_PASSWORD=... pipeline send users FILE --username {username}",
                     highlight=False,
                 )
             threading.Event().wait()  # until Ctrl-C or SIGTERM
@@ -285,6 +291,52 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     else:
         render_status(status, console)
     return 0
+
+
+def cmd_send(args: argparse.Namespace, console: Console) -> int:
+    from pipeline_toolkit import send  # noqa: PLC0415 - the tracker and ijson load only for this command
+
+    session: Session | None = None
+    outputs: StackOutputs | None = None
+    environment: dict[str, str] = dict(os.environ)
+    if args.outputs:
+        outputs = StackOutputs.from_terraform(json.loads(Path(args.outputs).read_text()))
+    else:
+        try:
+            session = Session.load(args.state_dir)
+            outputs, environment = session.outputs, session.environment()
+        except NoSessionError:
+            if not args.url:
+                raise
+    try:
+        url, token = send.api_access(
+            url=args.url,
+            token=args.token,
+            username=args.username,
+            gateway_url=session.gateway_url if session else "",
+            outputs=outputs,
+            environment=environment,
+        )
+    except send.AccessError as error:
+        raise UsageError(str(error)) from None
+    # stdin stays open (it is not ours to close); a file is closed by the with below.
+    opened = (
+        contextlib.nullcontext(sys.stdin.buffer) if args.file == "-" else Path(args.file).open("rb")  # noqa: SIM115 - entered right below
+    )
+    with opened as stream:
+        report = send.send_records(
+            send.read_records(stream),
+            url=url,
+            token=token,
+            dataset=args.dataset,
+            spool_dir=args.spool_dir,
+            run_id=args.run_id,
+            max_batch_records=args.batch_records,
+            max_batch_bytes=args.batch_bytes,
+        )
+    for line in send.describe(report, args.dataset, url, args.spool_dir):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    return 0 if report.ok else 1
 
 
 # -- recovery --------------------------------------------------------------------------------------------
@@ -435,6 +487,42 @@ def _add_recovery_commands(commands: Any) -> None:
     replay.set_defaults(run=cmd_replay)
 
 
+def _add_send_command(commands: Any) -> None:
+    send = commands.add_parser(
+        "send",
+        help="send records (JSON Lines or a JSON array) to the ingest API, batched, retried, spooled",
+        description="Send the records of FILE (or stdin: -) to POST /events/DATASET through the tracker "
+        "client: batches with one idempotency key each, retried on network errors, 429 and 5xx, never "
+        "twice landed. The API address is --url, else the running `pipeline local up` session's gateway, "
+        "else the stack's api_endpoint (--outputs). Exit 0 when every record was accepted, 1 otherwise.",
+    )
+    send.add_argument("dataset", metavar="DATASET", help="users, events, ...")
+    send.add_argument("file", metavar="FILE", help="JSON Lines or a JSON array; - for stdin")
+    send.add_argument("--url", help="the ingest API's base URL")
+    send.add_argument("--token", help="a Cognito id or access token (or $PIPELINE_TOKEN)")
+    send.add_argument(
+        "--username", help="sign in as this user (password from $PIPELINE_PASSWORD, else a prompt)"
+    )
+    send.add_argument(
+        "--spool-dir",
+        type=Path,
+        default=None,
+        help="keep unsent batches here; a later run with the same directory resends them",
+    )
+    send.add_argument(
+        "--run-id",
+        default="",
+        help="part of every batch's idempotency key: a rerun with the same id (the default: none) lands "
+        "nothing twice; a new id sends the same records again",
+    )
+    send.add_argument("--batch-records", type=int, default=500, help="records per batch at most (500)")
+    send.add_argument("--batch-bytes", type=int, default=512 * 1024, help="bytes per batch at most (524288)")
+    send.add_argument(
+        "--outputs", help="JSON of `terraform output -json` for a stack other than the local one"
+    )
+    send.set_defaults(run=cmd_send)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline", description="Run and inspect the data pipeline locally."
@@ -529,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=cmd_status)
 
+    _add_send_command(commands)
     _add_recovery_commands(commands)
     _add_catalog_commands(commands)
     return parser

@@ -1,7 +1,8 @@
 """The deployed stack's Terraform outputs, and the session file that lets other commands find a running stack.
 
-``pipeline local up`` and ``make demo`` write ``.local/session.json`` (endpoint, region, outputs, pid) while
-they run, so that ``pipeline drop`` and ``pipeline status`` in another terminal talk to the same emulator.
+``pipeline local up`` and ``make demo`` write ``.local/session.json`` (endpoint, region, outputs, pid, and the
+local gateway's URL once it serves the ingest API) while they run, so that ``pipeline drop``, ``status`` and
+``send`` in another terminal talk to the same emulator.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class Session:
     region: str
     outputs: StackOutputs
     pid: int
+    # The local gateway serving the ingest API on 127.0.0.1 (empty until it serves, or with --no-api).
+    gateway_url: str = ""
 
     def environment(self) -> dict[str, str]:
         """Variables that aim the ``aws`` CLI, boto3 and Terraform at this stack, ready to export."""
@@ -99,6 +102,7 @@ class Session:
             "region": self.region,
             "outputs": self.outputs.to_dict(),
             "pid": self.pid,
+            "gateway_url": self.gateway_url,
         }
         path.write_text(json.dumps(document, indent=2))
         return path
@@ -117,6 +121,7 @@ class Session:
             region=raw["region"],
             outputs=StackOutputs.from_terraform(raw["outputs"]),
             pid=int(raw["pid"]),
+            gateway_url=raw.get("gateway_url") or "",
         )
         if not _alive(session.pid):
             raise NoSessionError(
