@@ -55,6 +55,11 @@ os.environ.setdefault(PROJECT_DIR_ENV, str(REPO))
 #: The ``environment`` variable of the session's stack: its resources are named ``pipeline-test-...``.
 SESSION_ENVIRONMENT = "test"
 
+#: An upload page origin the session's stack admits (``api_cors_allow_origins``), as a local page server's
+#: would be: the embedded target serves no page through CloudFront (``enable_upload_page`` is false there),
+#: so this is what puts the landing bucket's CORS rule and the API's CORS into the session's one apply.
+SESSION_PAGE_ORIGIN = "http://127.0.0.1:8000"
+
 # How long the session's apply took, for the terminal summary (reported, never asserted).
 _timings: dict[str, float] = {}
 
@@ -133,7 +138,11 @@ def deployed_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory)
     )
     # "pipeline-test-...": names of their own, so a test reading them can never confuse them with the default
     # names another test deploys (to an emulator of its own).
-    variables = {**EMBEDDED_VARIABLES, "environment": SESSION_ENVIRONMENT}
+    variables = {
+        **EMBEDDED_VARIABLES,
+        "environment": SESSION_ENVIRONMENT,
+        "api_cors_allow_origins": [SESSION_PAGE_ORIGIN],
+    }
     terraform.init()
     started = time.monotonic()
     terraform.apply(variables)

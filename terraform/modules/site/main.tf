@@ -110,6 +110,7 @@ resource "aws_cloudfront_origin_access_control" "this" {
 }
 
 resource "aws_cloudfront_response_headers_policy" "security" {
+  #checkov:skip=CKV_AWS_259:HSTS is sent (a year, includeSubDomains, override) but preload only when hsts_preload says so: preloading binds the whole registrable domain in browsers for months, a decision for the domain's owner, and means nothing for a *.cloudfront.net name.
   name    = "${var.name}-security"
   comment = "Security headers of the upload page."
 
@@ -122,7 +123,7 @@ resource "aws_cloudfront_response_headers_policy" "security" {
     strict_transport_security {
       access_control_max_age_sec = var.hsts_max_age_seconds
       include_subdomains         = true
-      preload                    = false
+      preload                    = var.hsts_preload
       override                   = true
     }
 

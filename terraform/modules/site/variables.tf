@@ -106,6 +106,12 @@ variable "hsts_max_age_seconds" {
   }
 }
 
+variable "hsts_preload" {
+  description = "Add `preload` to Strict-Transport-Security. Only for a custom domain whose owner has decided to submit it to the browsers' preload list (it binds every subdomain)."
+  type        = bool
+  default     = false
+}
+
 variable "cache_control" {
   description = "Cache-Control of every object: no-cache by default, so browsers revalidate (ETag) and a new apply is seen at once without an invalidation (the file names carry no content hash: there is no build step)."
   type        = string
