@@ -51,7 +51,7 @@ variable "max_upload_bytes" {
 }
 
 variable "connect_src" {
-  description = "Origins the page may send requests to (the CSP's connect-src beside 'self'): the API, the Cognito endpoint, the landing bucket's S3 endpoints."
+  description = "Origins the page may send requests to (the CSP's connect-src beside 'self'): the API, Cognito, the landing bucket's S3 addresses."
   type        = list(string)
 
   validation {
