@@ -67,6 +67,10 @@ locals {
     }
   }
 
+  # Known at plan time (unlike the buckets' ids): the upload page's CSP names the landing bucket, and reads
+  # better in a plan spelled out.
+  bucket_names = { for key in keys(local.buckets) : key => "${local.prefix}-${key}${local.name_suffix}" }
+
   # What a function's environment may name in functions.json ("bucket.datalake", ...).
   references = {
     "bucket.landing"     = module.bucket["landing"].name
@@ -299,12 +303,14 @@ module "bucket" {
   source   = "./modules/bucket"
   for_each = local.buckets
 
-  name                               = "${local.prefix}-${each.key}${local.name_suffix}"
+  name                               = local.bucket_names[each.key]
   force_destroy                      = var.force_destroy
   kms_key_arn                        = var.kms_key_arn
   transition_days                    = each.value.transition_days
   expiration_days                    = each.value.expiration_days
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
+  # The landing bucket takes the upload page's presigned POSTs straight from the browser.
+  cors_rules = each.key == "landing" ? local.landing_cors_rules : []
 }
 
 # Enrichment's reference data, shipped in the repository (reference/<table>/<version>/<table>.csv) and kept in
@@ -445,9 +451,78 @@ module "api" {
   function_invoke_arn    = module.function[local.api_function].invoke_arn
   jwt_issuer             = module.identity.issuer
   jwt_audience           = [module.identity.client_id]
-  cors_allow_origins     = var.api_cors_allow_origins
+  cors_allow_origins     = local.page_origins
   throttling_burst_limit = var.api_throttling_burst_limit
   throttling_rate_limit  = var.api_throttling_rate_limit
   log_retention_days     = var.log_retention_days
   kms_key_arn            = var.kms_key_arn
+}
+
+# --- The upload page ------------------------------------------------------------------------------------------
+#
+#   browser --> CloudFront (module site) --OAC--> private page bucket: index.html, app.js, app.css, config.json
+#      |--> Cognito (sign-in)   |--> ingest API (CORS: the page's origin)   |--> landing bucket (presigned POST, CORS)
+#
+# No dependency cycle: the distribution depends on neither the API nor the pool (its CSP names the API by its
+# regional execute-api pattern, below), the API's and the landing bucket's CORS depend on the distribution's
+# domain, and only config.json depends on the API endpoint and the pool's ids.
+
+locals {
+  # The page's own origin (when this stack serves it) and any the user gives (a custom page elsewhere, or the
+  # local page server of the embedded target): what the API's CORS and the landing bucket's CORS admit.
+  # (concat, not distinct over both: the page's origin is known only after apply, and the number of origins
+  # must be known at plan time, for the landing bucket's CORS configuration.)
+  page_origins = concat(
+    var.enable_upload_page ? [module.site[0].origin] : [],
+    distinct(var.api_cors_allow_origins),
+  )
+
+  landing_cors_rules = length(local.page_origins) == 0 ? [] : [
+    {
+      allowed_origins = local.page_origins
+      # A presigned POST (multipart form); a page that watches its upload's progress is preflighted first.
+      allowed_methods = ["POST"]
+      allowed_headers = []
+      expose_headers  = ["ETag", "Location"]
+      max_age_seconds = 3600
+    },
+  ]
+
+  dns_suffix       = data.aws_partition.current.dns_suffix
+  cognito_endpoint = "https://cognito-idp.${local.region}.${local.dns_suffix}/"
+  upload_page_connect_src = [
+    # The ingest API by its regional pattern, not by its own address: the API's CORS names the distribution's
+    # domain, so the distribution (whose headers policy holds this CSP) cannot depend on the API in turn.
+    "https://*.execute-api.${local.region}.${local.dns_suffix}",
+    trimsuffix(local.cognito_endpoint, "/"),
+    # The presigned POST's address, in both of S3's virtual-hosted forms (boto3 signs the global one in us-east-1).
+    "https://${local.bucket_names["landing"]}.s3.${local.region}.${local.dns_suffix}",
+    "https://${local.bucket_names["landing"]}.s3.${local.dns_suffix}",
+  ]
+}
+
+module "site" {
+  source = "./modules/site"
+  count  = var.enable_upload_page ? 1 : 0
+
+  name          = "${local.prefix}-upload-page"
+  bucket_name   = "${local.prefix}-upload-page${local.name_suffix}"
+  force_destroy = var.force_destroy
+  # The page (web/ beside terraform/) is uploaded file by file; absent or empty, only config.json is.
+  source_dir                         = coalesce(var.upload_page_source_dir, "${path.root}/../web")
+  noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
+
+  region              = local.region
+  user_pool_id        = module.identity.user_pool_id
+  user_pool_client_id = module.identity.client_id
+  cognito_endpoint    = local.cognito_endpoint
+  api_endpoint        = try(module.api[0].api_endpoint, null)
+  max_upload_bytes    = var.upload_max_bytes
+  connect_src         = local.upload_page_connect_src
+
+  price_class            = var.upload_page_price_class
+  aliases                = var.upload_page_aliases
+  acm_certificate_arn    = var.upload_page_acm_certificate_arn
+  web_acl_id             = var.upload_page_web_acl_id
+  log_bucket_domain_name = var.upload_page_log_bucket_domain_name
 }

@@ -122,3 +122,8 @@ output "api_endpoint" {
   description = "Base URL of the ingest API (null when no function has the http trigger)."
   value       = try(module.api[0].api_endpoint, null)
 }
+
+output "upload_page_url" {
+  description = "Address of the upload page (https://<distribution domain or first alias>/); null when enable_upload_page is false."
+  value       = try(module.site[0].url, null)
+}

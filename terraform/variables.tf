@@ -421,7 +421,7 @@ variable "user_pool_deletion_protection" {
 }
 
 variable "api_cors_allow_origins" {
-  description = "Origins a browser may call the ingest API from (the upload page's, e.g. https://upload.example.com). Empty: no CORS."
+  description = "Origins of upload pages this stack does not serve (e.g. https://upload.example.com, or the embedded target's local page server), admitted by the ingest API's CORS and the landing bucket's CORS (presigned POSTs) beside the page of enable_upload_page. Empty, with no page: no CORS."
   type        = list(string)
   default     = []
 }
@@ -436,4 +436,48 @@ variable "api_throttling_rate_limit" {
   description = "The ingest API stage's steady rate limit (requests per second)."
   type        = number
   default     = 20
+}
+
+# --- The upload page ----------------------------------------------------------------------------------------
+
+variable "enable_upload_page" {
+  description = "Serve the upload page (web/) from a private bucket behind CloudFront (module site), and admit its origin in the API's and the landing bucket's CORS. True by default: the page is how signed-in people upload, and costs little (per request). The embedded target sets false: moto cannot apply CloudFront's response headers policy (a local page server serves web/ there)."
+  type        = bool
+  default     = true
+}
+
+variable "upload_page_source_dir" {
+  description = "Directory of the upload page's files. Null: web/ at the repository root (`<terraform>/../web`); absent or empty, only config.json is uploaded."
+  type        = string
+  default     = null
+}
+
+variable "upload_page_price_class" {
+  description = "CloudFront price class of the upload page: PriceClass_100 (North America, Europe; the cheapest), PriceClass_200 or PriceClass_All."
+  type        = string
+  default     = "PriceClass_100"
+}
+
+variable "upload_page_aliases" {
+  description = "Custom domain names of the upload page (they need upload_page_acm_certificate_arn). Empty: its *.cloudfront.net name."
+  type        = list(string)
+  default     = []
+}
+
+variable "upload_page_acm_certificate_arn" {
+  description = "ACM certificate in us-east-1 for upload_page_aliases (TLSv1.2_2021 at least). Null: CloudFront's default certificate."
+  type        = string
+  default     = null
+}
+
+variable "upload_page_web_acl_id" {
+  description = "ARN of a WAFv2 web ACL (scope CLOUDFRONT) in front of the upload page. Null: none."
+  type        = string
+  default     = null
+}
+
+variable "upload_page_log_bucket_domain_name" {
+  description = "Bucket (with ACLs enabled) for the upload page's CloudFront standard logs, as `<bucket>.s3.amazonaws.com`. Null: no viewer logs."
+  type        = string
+  default     = null
 }

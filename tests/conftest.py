@@ -55,9 +55,12 @@ os.environ.setdefault(PROJECT_DIR_ENV, str(REPO))
 
 #: The ``environment`` variable of the session's stack: its resources are named ``pipeline-test-...``.
 SESSION_ENVIRONMENT = "test"
-#: Where tests/e2e/test_upload_page.py serves the upload page: chosen before the session's apply, because the
-#: API's CORS settings name the page's origin (as ``pipeline local up`` does).
+#: Where tests/e2e/test_upload_page.py serves the upload page, and the origin the session's stack admits
+#: (``api_cors_allow_origins``): chosen before the session's apply, because the API's CORS settings and the
+#: landing bucket's CORS rule name the page's origin (as ``pipeline local up`` does). The embedded target
+#: serves no page through CloudFront (``enable_upload_page`` is false there): the local page server does.
 PAGE_PORT = free_port()
+SESSION_PAGE_ORIGIN = page_origin(PAGE_PORT)
 
 # How long the session's apply took, for the terminal summary (reported, never asserted).
 _timings: dict[str, float] = {}
@@ -140,7 +143,7 @@ def deployed_stack(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory)
     variables = {
         **EMBEDDED_VARIABLES,
         "environment": SESSION_ENVIRONMENT,
-        "api_cors_allow_origins": [page_origin(PAGE_PORT)],
+        "api_cors_allow_origins": [SESSION_PAGE_ORIGIN],
     }
     terraform.init()
     started = time.monotonic()

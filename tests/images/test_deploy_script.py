@@ -322,6 +322,9 @@ def deploy_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     # The emulator cannot run container images; the project's local runtime polls the queues instead.
     env["TF_VAR_managed_sqs_polling"] = "false"
     env["TF_VAR_table_deletion_protection"] = "false"
+    # Nor can it hold the upload page's CloudFront distribution (no response headers policy): as on the
+    # embedded target, the deploy leaves the page off (terraform/modules/site/README.md).
+    env["TF_VAR_enable_upload_page"] = "false"
     env["TF_VAR_environment"] = FLOW_ENVIRONMENT
     try:
         yield env

@@ -50,6 +50,9 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 }
 
 data "aws_iam_policy_document" "this" {
+  # Statements of the bucket's user (the site module's CloudFront read grant), merged beside the TLS-only one.
+  source_policy_documents = var.policy_documents
+
   statement {
     sid     = "DenyInsecureTransport"
     effect  = "Deny"
@@ -78,6 +81,24 @@ resource "aws_s3_bucket_policy" "this" {
 
   # A policy put while the public access block is being created can be rejected; order them.
   depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
+# Browsers that may send requests to the bucket itself (the upload page's presigned POSTs to the landing bucket).
+resource "aws_s3_bucket_cors_configuration" "this" {
+  count  = length(var.cors_rules) == 0 ? 0 : 1
+  bucket = aws_s3_bucket.this.id
+
+  dynamic "cors_rule" {
+    for_each = var.cors_rules
+
+    content {
+      allowed_origins = cors_rule.value.allowed_origins
+      allowed_methods = cors_rule.value.allowed_methods
+      allowed_headers = cors_rule.value.allowed_headers
+      expose_headers  = cors_rule.value.expose_headers
+      max_age_seconds = cors_rule.value.max_age_seconds
+    }
+  }
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "this" {

@@ -91,3 +91,26 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "policy_documents" {
+  description = "IAM policy documents (JSON) whose statements join the bucket policy beside its TLS-only deny, e.g. a read grant to CloudFront. Their sids must differ from `DenyInsecureTransport`."
+  type        = list(string)
+  default     = []
+}
+
+variable "cors_rules" {
+  description = "CORS rules of the bucket (browsers sending requests straight to it, e.g. presigned POSTs from the upload page). Empty: no CORS configuration."
+  type = list(object({
+    allowed_origins = list(string)
+    allowed_methods = list(string)
+    allowed_headers = optional(list(string), [])
+    expose_headers  = optional(list(string), [])
+    max_age_seconds = optional(number)
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for rule in var.cors_rules : length(rule.allowed_origins) > 0 && !contains(rule.allowed_origins, "*")])
+    error_message = "Each CORS rule names its origins; * is refused."
+  }
+}

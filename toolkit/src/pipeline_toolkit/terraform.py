@@ -50,6 +50,10 @@ EMBEDDED_VARIABLES: Mapping[str, Any] = {
     # An API action moto lacks is answered with an error the provider retries, 25 times by default: many
     # silent minutes. A few attempts make such a gap fail within seconds (AWS_MAX_ATTEMPTS is not read).
     "provider_max_retries": 5,
+    # No upload page behind CloudFront: moto 5.2.5 lacks CreateResponseHeadersPolicy (404) and reads a
+    # distribution back without its origin's OAC id (a second plan is never clean). A local page server
+    # serves web/ there instead (terraform/modules/site/README.md).
+    "enable_upload_page": False,
 }
 
 #: Settings of every function for local runs: short timeouts, so that a failing message is retried (and
