@@ -360,15 +360,7 @@ def test_pipeline_send_killed_mid_stream_and_run_again_lands_every_record_once(
     ]  # fmt: skip
     try:
         first = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        try:
-            assert proxy.held.wait(120)
-            os.kill(first.pid, signal.SIGKILL)
-            first.wait(60)
-        finally:
-            if first.poll() is None:
-                os.kill(first.pid, signal.SIGKILL)
-                first.wait()
-        proxy.release()
+        proxy.kill_when_held(first, 120)
         again = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     finally:
         proxy.release()

@@ -14,8 +14,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
+import signal
 import socket
 import struct
+import subprocess
 import threading
 import urllib.parse
 from collections import deque
@@ -127,6 +130,19 @@ class FaultProxy(_Serving):
 
     def release(self) -> None:
         self._release.set()
+
+    def kill_when_held(self, process: subprocess.Popen[Any], timeout: float) -> None:
+        """SIGKILL ``process`` (a client) once a request of its is held, as Lambda or an OOM kill would: no
+        chance to flush or clean up; then let the held request go."""
+        try:
+            assert self.held.wait(timeout), "no request was held"
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(60)
+        finally:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+        self.release()
 
     def keys(self) -> list[str]:
         with self.lock:

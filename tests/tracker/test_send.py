@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -132,15 +130,7 @@ def test_send_killed_mid_stream_and_run_again_lands_every_record_once(
     ]  # fmt: skip
     try:
         first = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        try:
-            assert proxy.held.wait(60)
-            os.kill(first.pid, signal.SIGKILL)
-            first.wait(60)
-        finally:
-            if first.poll() is None:
-                os.kill(first.pid, signal.SIGKILL)
-                first.wait()
-        proxy.release()
+        proxy.kill_when_held(first, 60)
         again = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     finally:
         proxy.release()
