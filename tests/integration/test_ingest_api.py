@@ -24,6 +24,7 @@ from moto import mock_aws
 from pipeline.ingest.auth import owner_tag
 from pipeline.manifests import RecordError, describe, write_manifest
 from pipeline.objects import ObjectRef
+from pipeline_toolkit import moto_compat
 from pipeline_toolkit.context import LocalLambdaContext
 from pipeline_toolkit.http_event import http_event
 
@@ -42,6 +43,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv("PIPELINE_QUARANTINE_BUCKET", QUARANTINE)
     monkeypatch.setenv("PIPELINE_UPLOAD_MAX_BYTES", "1000")
     monkeypatch.setenv("PIPELINE_EVENTS_MAX_BYTES", "4096")
+    # S3 as AWS answers it where moto does not (conditional writes atomic across request threads above all).
+    moto_compat.apply()
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (LANDING, QUARANTINE):

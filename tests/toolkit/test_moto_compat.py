@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 
 import boto3
@@ -193,3 +194,41 @@ def test_a_named_query_can_be_deleted_like_on_aws(clients: Clients) -> None:
     athena.delete_named_query(NamedQueryId=gone["NamedQueryId"])
 
     assert athena.list_named_queries(WorkGroup=workgroup)["NamedQueryIds"] == [kept["NamedQueryId"]]
+
+
+def test_two_concurrent_conditional_creates_of_one_key_let_exactly_one_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In process (moto's mock): the check is slowed so that, unpatched, both threads would pass it."""
+    from moto import mock_aws
+    from moto.s3.models import S3Backend
+
+    moto_compat.apply()
+    original = S3Backend.get_object
+
+    def slow_get_object(self: S3Backend, *args: object, **kwargs: object) -> object:
+        found = original(self, *args, **kwargs)  # type: ignore[arg-type]
+        time.sleep(0.2)  # the window in which a concurrent create would pass the same check
+        return found
+
+    monkeypatch.setattr(S3Backend, "get_object", slow_get_object)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="conditional")
+        outcomes: list[str] = []
+
+        def create(body: bytes) -> None:
+            try:
+                s3.put_object(Bucket="conditional", Key="once.jsonl", Body=body, IfNoneMatch="*")
+                outcomes.append("created")
+            except ClientError as error:
+                outcomes.append(error.response["Error"]["Code"])
+
+        threads = [threading.Thread(target=create, args=(body,)) for body in (b"a", b"b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(outcomes) == ["PreconditionFailed", "created"]

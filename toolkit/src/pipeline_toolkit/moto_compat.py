@@ -16,6 +16,12 @@ actions, resources) is evaluated by moto as before.
 (write only if it still holds that ETag / holds nothing); moto 5.2 ignores both on a copy, so a lost race
 could not be shown. This patch checks them as moto's own ``PutObject`` does.
 
+**Conditional writes are atomic.** AWS checks a ``PutObject`` / ``CopyObject`` condition
+(``If-None-Match: *``, ``If-Match``) and writes in one step, so of two concurrent conditional creates of one
+key exactly one wins; moto checks, then writes, unguarded across request threads, so under load both can pass
+the check and both land (seen: the ingest API's concurrent-retries test, once in a CI run). This patch holds
+one lock from the check to the write of every conditional write; unconditional writes are left as they are.
+
 **Transactions at table size.** moto 5.2 backs up every table a ``TransactWriteItems`` names with a deep
 copy before applying it, so one transaction costs time proportional to the table (measured: 4.8 s for 25
 items against a 6,000-item table, 5 items/s; AWS answers in milliseconds whatever the table holds). This patch
@@ -51,6 +57,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any
 
 from moto.athena.responses import AthenaResponse
@@ -73,6 +80,8 @@ from moto.sqs.models import Queue
 _PATCHED_ATTRIBUTE = "_pipeline_condition_patch"
 _REDRIVE_PATCHED_ATTRIBUTE = "_pipeline_compact_redrive_policy"
 _COPY_PATCHED_ATTRIBUTE = "_pipeline_conditional_copy"
+_ATOMIC_PATCHED_ATTRIBUTE = "_pipeline_atomic_conditional_writes"
+_CONDITIONAL_WRITES = threading.Lock()
 _TRANSACTION_PATCHED_ATTRIBUTE = "_pipeline_transactions_without_copies"
 _SCAN_PATCHED_ATTRIBUTE = "_pipeline_scans_snapshot"
 _LIMITS_PATCHED_ATTRIBUTE = "_pipeline_s3_limits"
@@ -152,6 +161,7 @@ def apply() -> None:
     _evaluate_bucket_policy_conditions_like_aws()
     _compact_redrive_policy()
     _conditional_copy_like_aws()
+    _conditional_writes_atomic()  # after the conditional copy: the lock spans its check too
     _transactions_without_table_copies()
     _s3_key_and_metadata_limits()
     _bucket_name_rules()
@@ -247,6 +257,22 @@ def _conditional_copy_like_aws() -> None:
 
     setattr(S3Response, "copy_object", copy_object)  # noqa: B010 - patching a method of moto's class
     setattr(S3Response, _COPY_PATCHED_ATTRIBUTE, True)
+
+
+def _conditional_writes_atomic() -> None:
+    if getattr(S3Response, _ATOMIC_PATCHED_ATTRIBUTE, False):
+        return
+    for name in ("put_object", "copy_object"):
+        original = getattr(S3Response, name)
+
+        def write(self: Any, _original: Any = original) -> Any:
+            if self.headers.get("If-None-Match") or self.headers.get("If-Match"):
+                with _CONDITIONAL_WRITES:
+                    return _original(self)
+            return _original(self)
+
+        setattr(S3Response, name, write)
+    setattr(S3Response, _ATOMIC_PATCHED_ATTRIBUTE, True)
 
 
 def _transactions_without_table_copies() -> None:
