@@ -13,7 +13,6 @@ import base64
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 from tests.e2e.support import Pipeline, unique
-from tests.tracker.servers import FaultProxy, Status, free_port
+from tests.tracker.servers import FaultProxy, Status, expect_line, free_port
 
 from pipeline_toolkit import cli
 from pipeline_toolkit.gateway.local import LocalApi, create_demo_user, sign_in, start_local_api
@@ -255,17 +254,7 @@ def test_a_sender_killed_with_sigkill_resends_its_spool_and_lands_everything_onc
         first = subprocess.Popen(
             [*argv, "45", prefix, "10"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
         )
-        try:
-            assert first.stdout is not None
-            assert first.stdout.readline().strip() == "tracked"
-            assert proxy.held.wait(120)
-            os.kill(first.pid, signal.SIGKILL)
-            first.wait(60)
-        finally:
-            if first.poll() is None:
-                os.kill(first.pid, signal.SIGKILL)
-                first.wait()
-        proxy.release()
+        proxy.kill_when_held(first, 120, ready=lambda: expect_line(first, "tracked"))
         held_key = proxy.seen[1].idempotency_key
         ids, _ = caller.landed()
         assert sum(ids.values()) == 20  # batches 1 and 2 landed before the kill

@@ -22,7 +22,7 @@ import subprocess
 import threading
 import urllib.parse
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -107,6 +107,12 @@ class _Serving:
         self._thread.join()
 
 
+def expect_line(process: subprocess.Popen[str], line: str) -> None:
+    """The next line ``process`` prints is ``line`` (a child reporting it got so far)."""
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == line
+
+
 class FaultProxy(_Serving):
     def __init__(self, upstream: str, faults: Iterable[Fault] = ()) -> None:
         parsed = urllib.parse.urlsplit(upstream)
@@ -131,10 +137,15 @@ class FaultProxy(_Serving):
     def release(self) -> None:
         self._release.set()
 
-    def kill_when_held(self, process: subprocess.Popen[Any], timeout: float) -> None:
+    def kill_when_held(
+        self, process: subprocess.Popen[Any], timeout: float, ready: Callable[[], None] | None = None
+    ) -> None:
         """SIGKILL ``process`` (a client) once a request of its is held, as Lambda or an OOM kill would: no
-        chance to flush or clean up; then let the held request go."""
+        chance to flush or clean up; then let the held request go. ``ready`` (a check of the process's
+        output, say) runs first; the process is killed whatever it raises."""
         try:
+            if ready is not None:
+                ready()
             assert self.held.wait(timeout), "no request was held"
             os.kill(process.pid, signal.SIGKILL)
             process.wait(60)

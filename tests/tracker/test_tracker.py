@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.tracker.servers import FakeIngestApi, FaultProxy, Status, free_port
+from tests.tracker.servers import FakeIngestApi, FaultProxy, Status, expect_line, free_port
 
 from pipeline_tracker import RetryPolicy, SpoolLockedError, Tracker, TrackerClosedError
 from pipeline_tracker.retry import parse_retry_after
@@ -386,17 +385,7 @@ def test_a_process_killed_mid_stream_loses_and_duplicates_nothing(
     first = subprocess.Popen(
         [*argv, "45", "kill", "10"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
     )
-    try:
-        assert first.stdout is not None
-        assert first.stdout.readline().strip() == "tracked"
-        assert proxy.held.wait(60)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(60)
-    finally:
-        if first.poll() is None:
-            os.kill(first.pid, signal.SIGKILL)
-            first.wait()
-    proxy.release()
+    proxy.kill_when_held(first, 60, ready=lambda: expect_line(first, "tracked"))
     held_key = proxy.seen[1].idempotency_key
     assert len(list((spool / "pending").glob("*.json"))) == 3  # the held batch and the two never sent
     assert len(list((spool / "journal").glob("*.ndjson"))) == 1
